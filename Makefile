@@ -1,0 +1,91 @@
+# barmap: `make demo` and `make test` from a fresh clone do all the set-up.
+#
+# Knobs:
+#   QEMU_SUITE=bookworm|trixie     which Debian release's QEMU source to build (7.2 / 10.0)
+#   KERNEL_SUITE=bookworm|trixie   which Debian release's kernel to boot (6.1 / 6.12)
+#   KDIR=/path/to/kernel/build     build the module against your own kernel tree instead
+#   KERNEL=/path/to/bzImage        boot your own kernel image instead
+#   BARMAP_CACHE=dir               where heavy artifacts live (default ~/.cache/barmap)
+#   ACCEL=auto|kvm|tcg             how the harness runs guests (auto probes KVM, falls back to TCG)
+
+QEMU_SUITE   ?= bookworm
+KERNEL_SUITE ?= bookworm
+BARMAP_CACHE ?= $(HOME)/.cache/barmap
+ACCEL        ?= auto
+PYTEST_ARGS  ?=
+
+export BARMAP_CACHE
+
+PYTHON   ?= python3
+VENV     := .venv
+VPY      := $(VENV)/bin/python
+QEMU_BIN := $(BARMAP_CACHE)/qemu/$(QEMU_SUITE)/build/qemu-system-x86_64
+KENV     := $(BARMAP_CACHE)/kernel/$(KERNEL_SUITE)/kernel.env
+OUT      := build/$(KERNEL_SUITE)
+INITRD   := $(OUT)/initramfs.cpio.gz
+
+# What the harness boots; tests and the CLI read these.
+export BARMAP_QEMU  := $(abspath $(QEMU_BIN))
+export BARMAP_KENV  := $(KENV)
+export BARMAP_INITRD = $(abspath $(INITRD))
+export BARMAP_ACCEL := $(ACCEL)
+ifneq ($(KERNEL),)
+export BARMAP_KERNEL := $(abspath $(KERNEL))
+endif
+
+.PHONY: all deps venv qemu kernel driver image demo test test-device test-guest test-unit \
+	bench lint clean
+
+all: qemu image venv
+
+deps:
+	@scripts/deps.sh
+
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: deps $(VENV)/.stamp
+
+qemu: deps
+	scripts/qemu.sh $(QEMU_SUITE)
+
+kernel: deps
+ifeq ($(KDIR),)
+	scripts/kernel.sh $(KERNEL_SUITE)
+endif
+
+# The module and the static guest tools, against the cached kernel's headers or KDIR=.
+driver: kernel
+	$(MAKE) -C guest-driver $(if $(KDIR),KDIR=$(KDIR),KENV=$(KENV)) OUT=$(abspath $(OUT))
+
+image: driver
+	images/initramfs.sh $(INITRD) $(OUT)/barmap.ko $(OUT)/tools
+
+demo: all
+	$(VENV)/bin/barmap demo
+
+test: all
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-device: qemu venv
+	$(VENV)/bin/pytest tests/device $(PYTEST_ARGS)
+
+test-guest: all
+	$(VENV)/bin/pytest tests/guest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+bench: all
+	$(VENV)/bin/barmap bench --json build/bench.json
+
+lint: venv
+	$(VENV)/bin/ruff check harness tests
+	$(VENV)/bin/ruff format --check harness tests
+
+clean:
+	rm -rf build
+	$(MAKE) -C guest-driver clean OUT=$(abspath $(OUT)) $(if $(KDIR),KDIR=$(KDIR),KENV=$(KENV)) || true

@@ -1,0 +1,106 @@
+"""Choosing KVM or TCG: KVM is used only when a short probe boot proves it works.
+
+On some hosts /dev/kvm exists but is unusable (QEMU asserts on an MSR, or the
+guest hangs).  The probe boots the guest kernel without a root file system
+under KVM and waits for the kernel's first words on the console, with a
+deadline; the verdict is cached per host, QEMU binary and kernel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from barmap.artifacts import cache_dir
+
+PROBE_DEADLINE = 20.0
+# The kernel printed something: KVM ran guest code far enough.
+_ALIVE = (b"Linux version", b"Kernel panic", b"VFS: Unable to mount root")
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    usable: bool
+    reason: str
+    seconds: float
+
+
+def _cache_key(qemu: Path, kernel: Path) -> str:
+    parts = [os.uname().release, os.uname().version]
+    for path in (qemu, kernel):
+        st = path.stat()
+        parts += [str(path), str(st.st_mtime_ns), str(st.st_size)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def probe_kvm(qemu: Path, kernel: Path, deadline: float = PROBE_DEADLINE) -> ProbeResult:
+    """Boot ``kernel`` under KVM for at most ``deadline`` seconds; no caching."""
+    if not os.path.exists("/dev/kvm"):
+        return ProbeResult(False, "/dev/kvm does not exist", 0.0)
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return ProbeResult(False, "/dev/kvm is not readable and writable by this user", 0.0)
+    cmd = [
+        str(qemu), "-M", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256",
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-L", "/usr/share/qemu", "-L", "/usr/share/seabios", "-serial", "stdio",
+        "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1 earlyprintk=ttyS0",
+    ]  # fmt: skip
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        out, _ = proc.communicate(timeout=deadline)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    seconds = time.monotonic() - start
+    if any(marker in out for marker in _ALIVE):
+        return ProbeResult(True, f"guest kernel ran under KVM in {seconds:.1f} s", seconds)
+    lines = [ln for ln in out.decode("utf-8", "replace").splitlines() if ln.strip()]
+    if proc.returncode not in (0, None) and lines:
+        why = lines[-1].strip()
+    elif seconds >= deadline:
+        why = f"the guest printed nothing within {deadline:.0f} s (hang)"
+    else:
+        why = f"QEMU exited with status {proc.returncode} and the guest printed nothing"
+    return ProbeResult(False, why, seconds)
+
+
+def cached_probe(qemu: Path, kernel: Path) -> ProbeResult:
+    path = cache_dir() / "kvm-probe.json"
+    key = _cache_key(qemu, kernel)
+    try:
+        data = json.loads(path.read_text())
+        if data.get("key") == key:
+            return ProbeResult(bool(data["usable"]), str(data["reason"]), float(data["seconds"]))
+    except (OSError, ValueError, KeyError):
+        pass
+    result = probe_kvm(qemu, kernel)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"key": key, **result.__dict__}))
+    tmp.replace(path)
+    return result
+
+
+_warned = False
+
+
+def resolve_accel(requested: str, qemu: Path, kernel: Path) -> str:
+    """``kvm`` or ``tcg`` for ``requested`` (``auto``, ``kvm``, ``tcg``); warns once on fallback."""
+    global _warned
+    if requested in ("kvm", "tcg"):
+        return requested
+    result = cached_probe(qemu, kernel)
+    if result.usable:
+        return "kvm"
+    if not _warned:
+        print(f"barmap: KVM unusable ({result.reason}); using TCG", file=sys.stderr)
+        _warned = True
+    return "tcg"

@@ -1,0 +1,75 @@
+"""The QEMU command line, built in this one place from a MachineConfig."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from barmap.config import MachineConfig
+
+
+def kernel_append(config: MachineConfig) -> str:
+    args = ["console=ttyS0", "panic=-1", "printk.time=1"]
+    if config.reservation is not None:
+        r = config.reservation
+        args.append(f"memmap={r.size:#x}${r.base:#x}")
+    if config.gdb_port is not None:
+        args.append("nokaslr")
+    args.extend(config.append)
+    return " ".join(args)
+
+
+def device_args(config: MachineConfig) -> list[str]:
+    out: list[str] = []
+    for dev in config.devices:
+        opts = [f"barmap,id={dev.id}", f"size={dev.size}"]
+        if dev.memdev_path is not None:
+            backend = f"{dev.id}-mem"
+            out += [
+                "-object",
+                f"memory-backend-file,id={backend},size={dev.size},"
+                f"mem-path={dev.memdev_path},share=on",
+            ]
+            opts.append(f"memdev={backend}")
+        opts += [f"{k}={v}" for k, v in dev.props]
+        out += ["-device", ",".join(opts)]
+    return out
+
+
+def build_cmdline(
+    config: MachineConfig,
+    *,
+    accel: str,
+    qmp_socket: Path,
+    console_socket: Path,
+    ssh_port: int | None = None,
+) -> list[str]:
+    """Every argument QEMU gets; ``accel`` is the resolved one (``kvm`` or ``tcg``).
+
+    QEMU starts paused (``-S``) and connects as a client to the harness's QMP
+    and console sockets, which are listening before it starts: no console byte
+    is lost and no socket path is raced for.
+    """
+    args = [str(config.qemu), "-name", "barmap", "-M", "pc", "-accel", accel]
+    args += ["-cpu", "host" if accel == "kvm" else "max"]
+    args += ["-m", str(config.memory_mb), "-smp", str(config.smp)]
+    args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]
+    for fw in config.firmware_dirs:
+        args += ["-L", fw]
+    args += ["-kernel", str(config.kernel), "-initrd", str(config.initrd)]
+    args += ["-append", kernel_append(config)]
+    args += ["-chardev", f"socket,id=console,path={console_socket}", "-serial", "chardev:console"]
+    args += ["-chardev", f"socket,id=qmp,path={qmp_socket}", "-mon", "chardev=qmp,mode=control"]
+    if config.pvpanic:
+        args += ["-device", "pvpanic"]
+    if config.ssh and ssh_port is not None:
+        args += [
+            "-netdev",
+            f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+            "-device",
+            "e1000,netdev=net0",
+        ]
+    if config.gdb_port is not None:
+        args += ["-gdb", f"tcp:127.0.0.1:{config.gdb_port}"]
+    args += device_args(config)
+    args += list(config.extra_args)
+    return args

@@ -1,0 +1,80 @@
+"""The typed configuration of one barmap VM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from barmap.errors import ConfigError
+
+Accel = Literal["auto", "kvm", "tcg"]
+ACCELS: tuple[str, ...] = ("auto", "kvm", "tcg")
+FIRMWARE_DIRS: tuple[str, ...] = ("/usr/share/qemu", "/usr/share/seabios")
+
+
+@dataclass(frozen=True)
+class BarmapDevice:
+    """One ``-device barmap``; ``memdev`` names a host memory backend file shared with the host."""
+
+    id: str = "barmap0"
+    size: int = 16 << 20
+    memdev_path: Path | None = None
+    props: tuple[tuple[str, str], ...] = ()
+
+    def validate(self) -> None:
+        if self.size <= 0 or self.size & (self.size - 1):
+            raise ConfigError(f"barmap device {self.id}: size {self.size} is not a power of two")
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A ``memmap=SIZE$ADDR`` reservation of guest RAM, handed to the driver as parameters."""
+
+    base: int = 0x30000000
+    size: int = 16 << 20
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    qemu: Path
+    kernel: Path
+    initrd: Path
+    accel: Accel = "auto"
+    memory_mb: int = 1024
+    smp: int = 1
+    devices: tuple[BarmapDevice, ...] = (BarmapDevice(),)
+    reservation: Reservation | None = Reservation()
+    append: tuple[str, ...] = ()
+    extra_args: tuple[str, ...] = ()
+    ssh: bool = False
+    gdb_port: int | None = None
+    gdb_wait: bool = False
+    pvpanic: bool = True
+    boot_timeout: float = 120.0
+    command_timeout: float = 60.0
+    firmware_dirs: tuple[str, ...] = FIRMWARE_DIRS
+
+    def validate(self) -> None:
+        if self.accel not in ACCELS:
+            raise ConfigError(f"accel must be one of {', '.join(ACCELS)}, not {self.accel!r}")
+        if self.memory_mb < 128:
+            raise ConfigError(f"memory_mb {self.memory_mb} is too small (at least 128)")
+        if self.smp < 1:
+            raise ConfigError(f"smp must be at least 1, not {self.smp}")
+        ids = [d.id for d in self.devices]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(f"duplicate barmap device ids: {ids}")
+        for dev in self.devices:
+            dev.validate()
+        if self.reservation is not None:
+            end = self.reservation.base + self.reservation.size
+            if end > min(self.memory_mb << 20, 0xB0000000):
+                raise ConfigError(
+                    f"reservation {self.reservation.base:#x}+{self.reservation.size:#x} "
+                    f"lies outside the guest's {self.memory_mb} MiB of RAM"
+                )
+        for path, what in ((self.qemu, "QEMU binary"), (self.kernel, "kernel"),
+                           (self.initrd, "initramfs")):
+            if not Path(path).is_file():
+                raise ConfigError(f"{what} not found: {path}")

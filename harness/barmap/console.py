@@ -1,0 +1,129 @@
+"""The serial console: a drain thread that logs every byte, and pexpect for commands.
+
+QEMU connects to a socket the harness listens on.  One thread reads that
+socket for the VM's whole life, appends every byte to the console log, scans
+for kernel failure markers and feeds a pipe that pexpect reads.  Commands are
+written to the socket.  Each command is framed by markers that the shell
+prints but that do not appear in the typed text, so kernel messages
+interleaving with the output cannot be taken for the end of a command.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import socket
+import threading
+from pathlib import Path
+
+import pexpect
+import pexpect.fdpexpect
+
+from barmap.crash import ANY_MARKER, CrashReport, find_crash
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class ConsoleDrain(threading.Thread):
+    """Reads the console socket until EOF; every byte goes to the log and the pipe."""
+
+    def __init__(self, sock: socket.socket, log_path: Path) -> None:
+        super().__init__(name="barmap-console-drain", daemon=True)
+        self._sock = sock
+        self._log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - lives with the thread
+        rfd, wfd = os.pipe()
+        self.read_fd = rfd
+        self._write_fd = wfd
+        self._lock = threading.Lock()
+        self._text = ""
+        self._scan_from = 0
+        self.crash: CrashReport | None = None
+        self.crash_event = threading.Event()
+        self.eof = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while True:
+                try:
+                    data = self._sock.recv(65536)
+                except OSError:
+                    break
+                if not data:
+                    break
+                self._log.write(data)
+                self._keep(data.decode("utf-8", "replace"))
+                try:
+                    os.write(self._write_fd, data)
+                except OSError:
+                    pass
+        finally:
+            self.eof.set()
+            self._log.close()
+            os.close(self._write_fd)
+
+    def _keep(self, text: str) -> None:
+        with self._lock:
+            self._text += text
+            if self.crash is not None:
+                return
+            window = self._text[max(0, self._scan_from - 200) :]
+            if ANY_MARKER.search(window):
+                self.crash = find_crash(window)
+                self.crash_event.set()
+            else:
+                self._scan_from = len(self._text)
+
+    def text(self) -> str:
+        with self._lock:
+            return self._text
+
+    def tail(self, chars: int = 4000) -> str:
+        return _ANSI.sub("", self.text()[-chars:])
+
+    def crash_report(self) -> CrashReport | None:
+        """The first failure report, re-read from the full text so its excerpt is complete."""
+        if self.crash is None:
+            return None
+        return find_crash(self.text()[max(0, self._scan_from - 200) :]) or self.crash
+
+
+class Console:
+    """Commands on the guest's serial shell."""
+
+    def __init__(self, sock: socket.socket, drain: ConsoleDrain) -> None:
+        self._sock = sock
+        self.drain = drain
+        self._exp = pexpect.fdpexpect.fdspawn(
+            drain.read_fd, timeout=30, encoding="utf-8", codec_errors="replace"
+        )
+        self._seq = itertools.count(1)
+
+    def send(self, text: str) -> None:
+        self._sock.sendall(text.encode())
+
+    def expect(self, pattern: str | list[str], timeout: float) -> int:
+        """pexpect's expect on the console stream (raises pexpect.TIMEOUT / pexpect.EOF)."""
+        return self._exp.expect(pattern, timeout=timeout)
+
+    @property
+    def before(self) -> str:
+        return str(self._exp.before)
+
+    @property
+    def match(self) -> re.Match[str]:
+        return self._exp.match  # type: ignore[no-any-return]
+
+    def framed(self, command: str) -> tuple[str, re.Pattern[str], re.Pattern[str]]:
+        """The line to type for ``command`` and the regexes of its start and end markers."""
+        n = next(self._seq)
+        line = f"echo BM''START-{n}; {command}; echo BM''END-{n}-$?\n"
+        start = re.compile(rf"BMSTART-{n}\r?\n")
+        end = re.compile(rf"BMEND-{n}-(\d+)\r?\n")
+        return line, start, end
+
+    def close(self) -> None:
+        try:
+            os.close(self.drain.read_fd)
+        except OSError:
+            pass

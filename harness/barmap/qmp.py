@@ -1,0 +1,80 @@
+"""QMP helpers on top of ``qemu.qmp``'s synchronous client: the host's view of the VM."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp.legacy import QEMUMonitorProtocol
+
+from barmap.abi import reg
+
+
+class Monitor:
+    """A connected QMP session.  Events are kept for reports (``events``)."""
+
+    def __init__(self, qmp: QEMUMonitorProtocol, scratch_dir: Path) -> None:
+        self._qmp = qmp
+        self._scratch = scratch_dir
+        self.events: list[dict[str, Any]] = []
+
+    def cmd(self, name: str, **args: Any) -> Any:
+        """Run one QMP command; its ``return`` value, or ``qemu.qmp.ExecuteError``."""
+        result = self._qmp.cmd(name, **args)
+        self.poll_events()
+        return result
+
+    def hmp(self, command: str) -> str:
+        """A human monitor command (``info pci``, ``info mtree``...) and its text."""
+        return str(self.cmd("human-monitor-command", **{"command-line": command}))
+
+    def poll_events(self) -> list[dict[str, Any]]:
+        new = self._qmp.get_events(wait=False)
+        self._qmp.clear_events()
+        self.events.extend(new)
+        return new
+
+    def pci_devices(self) -> list[dict[str, Any]]:
+        devices: list[dict[str, Any]] = []
+        for bus in self.cmd("query-pci"):
+            devices.extend(bus["devices"])
+        return devices
+
+    def barmap_bar(self, qdev_id: str, bar: int | None = None) -> tuple[int, int]:
+        """(guest-physical address, size) of a barmap device's BAR, from QEMU's PCI state."""
+        bar = reg("MEM_BAR") if bar is None else bar
+        for dev in self.pci_devices():
+            if dev.get("qdev_id") != qdev_id:
+                continue
+            for region in dev.get("regions", []):
+                if region.get("bar") == bar:
+                    return int(region["address"]), int(region["size"])
+            raise KeyError(f"{qdev_id} has no BAR {bar}")
+        raise KeyError(f"no PCI device with id {qdev_id!r}")
+
+    def read_phys(self, addr: int, size: int) -> bytes:
+        """Guest-physical memory as the host sees it (``pmemsave``), not via the guest."""
+        fd, name = tempfile.mkstemp(prefix="pmem-", dir=self._scratch)
+        os.close(fd)
+        try:
+            self.cmd("pmemsave", val=addr, size=size, filename=name)
+            return Path(name).read_bytes()
+        finally:
+            os.unlink(name)
+
+    def qom_get(self, path: str, prop: str) -> Any:
+        return self.cmd("qom-get", path=path, property=prop)
+
+    def qom_set(self, path: str, prop: str, value: Any) -> None:
+        self.cmd("qom-set", path=path, property=prop, value=value)
+
+    def device_add(self, driver: str, qdev_id: str, **props: Any) -> None:
+        self.cmd("device_add", driver=driver, id=qdev_id, **props)
+
+    def device_del(self, qdev_id: str) -> None:
+        self.cmd("device_del", id=qdev_id)
+
+    def close(self) -> None:
+        self._qmp.close()

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian packages barmap needs, if any is missing (as root, or with sudo).
+set -euo pipefail
+pkgs=(
+	# building QEMU from the distribution's source
+	build-essential dpkg-dev ninja-build meson pkg-config flex bison
+	libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev
+	# firmware for the built QEMU (-L)
+	seabios qemu-system-data ipxe-qemu
+	# the guest image and the guest's SSH server
+	busybox-static cpio dropbear-bin
+	# kernel module checks (C=1), the harness's venv, interactive debugging
+	sparse python3-venv gdb tmux
+)
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "barmap deps: installing ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q >/dev/null
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null

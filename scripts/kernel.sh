@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Fetch the distribution's current kernel (image, headers, kbuild) into the cache, no root install.
+#
+#   scripts/kernel.sh [SUITE]    SUITE: bookworm (6.1, default) or trixie (6.12)
+#
+# The ABI is resolved from the linux-image-amd64 metapackage each time the
+# package lists are refreshed, so a rolled ABI is followed, never pinned.
+# Result: $BARMAP_CACHE/kernel/SUITE/
+#   root/        the unpacked packages (boot/vmlinuz-*, lib/modules/*, usr/src/*)
+#   kernel.env   KVER=... VMLINUZ=... KDIR=... MODDIR=...  (sourced by make and the harness)
+set -euo pipefail
+
+suite=${1:-${BARMAP_SUITE:-bookworm}}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=${BARMAP_CACHE:-$HOME/.cache/barmap}
+base=$cache/kernel/$suite
+env=$base/kernel.env
+
+say() { printf 'barmap kernel[%s]: %s\n' "$suite" "$*" >&2; }
+
+if [ -f "$env" ] && [ -z "${BARMAP_REFRESH:-}" ]; then
+	# shellcheck disable=SC1090
+	. "$env"
+	if [ -f "$VMLINUZ" ] && [ -f "$KDIR/Makefile" ]; then
+		say "cached: $KVER"
+		exit 0
+	fi
+fi
+
+python3 "$top/scripts/apt-private.py" "$base/apt" "$suite" >/dev/null
+opts=$(cat "$base/apt/apt-opts")
+# shellcheck disable=SC2086
+apt-get $opts -q update >/dev/null
+# linux-image-amd64 -> linux-image-<ABI>-amd64 (bookworm) or -<ABI>-amd64 (trixie)
+# shellcheck disable=SC2086
+image=$(apt-cache $opts depends linux-image-amd64 |
+	awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+[ -n "$image" ] || { say "cannot resolve linux-image-amd64"; exit 1; }
+kver=${image#linux-image-}
+# shellcheck disable=SC2086
+headers_deps=$(apt-cache $opts depends "linux-headers-$kver" |
+	awk '/Depends: linux-(headers|kbuild)-/{print $2}' | sort -u)
+pkgs="$image linux-headers-$kver $headers_deps"
+say "kernel $kver: $(echo $pkgs)"
+
+rm -rf "$base/debs" "$base/root.new"
+mkdir -p "$base/debs" "$base/root.new"
+# shellcheck disable=SC2086
+(cd "$base/debs" && apt-get $opts -q download $pkgs >/dev/null)
+for deb in "$base"/debs/*.deb; do
+	dpkg-deb -x "$deb" "$base/root.new"
+done
+root=$base/root.new
+kdir=$root/usr/src/linux-headers-$kver
+# The headers' Makefile includes the -common tree by absolute path, and the
+# scripts/tools symlinks point into /usr/lib/linux-kbuild-*: re-root both.
+sed -i "s|include /usr/src/|include $base/root/usr/src/|" "$kdir/Makefile"
+for link in "$kdir"/scripts "$kdir"/tools "$root"/usr/src/linux-headers-*-common/scripts \
+	"$root"/usr/src/linux-headers-*-common/tools; do
+	[ -L "$link" ] || continue
+	target=$(readlink "$link")
+	case $target in
+	/*) ln -sfn "$base/root$target" "$link" ;;
+	esac
+done
+rm -rf "$base/root" "$base/debs"
+mv "$root" "$base/root"
+root=$base/root
+vmlinuz=$(ls "$root"/boot/vmlinuz-"$kver")
+cat >"$env" <<EOV
+KVER=$kver
+VMLINUZ=$vmlinuz
+KDIR=$root/usr/src/linux-headers-$kver
+MODDIR=$root/lib/modules/$kver
+EOV
+say "unpacked into $root"
+cat "$env"

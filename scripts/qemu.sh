@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Build qemu-system-x86_64 with the barmap device from the distribution's QEMU source.
+#
+#   scripts/qemu.sh [SUITE]      SUITE: bookworm (QEMU 7.2, default) or trixie (QEMU 10.0)
+#
+# Everything heavy lives in the cache ($BARMAP_CACHE, default ~/.cache/barmap):
+#   qemu/SUITE/apt     private apt state (scripts/apt-private.py)
+#   qemu/SUITE/src     `apt-get source qemu`, Debian's patches applied
+#   qemu/SUITE/build   the build; the binary is qemu/SUITE/build/qemu-system-x86_64
+# The device is copied into src/hw/misc (only files whose content changed, so
+# ninja rebuilds just barmap.o) and hooked into hw/misc/{Kconfig,meson.build,trace-events}.
+set -euo pipefail
+
+suite=${1:-${BARMAP_SUITE:-bookworm}}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=${BARMAP_CACHE:-$HOME/.cache/barmap}
+base=$cache/qemu/$suite
+src=$base/src
+build=$base/build
+
+say() { printf 'barmap qemu[%s]: %s\n' "$suite" "$*" >&2; }
+
+fetch() {
+	[ -f "$src/.barmap-fetched" ] && return 0
+	say "fetching the QEMU source package (apt-get source, private apt state)"
+	python3 "$top/scripts/apt-private.py" "$base/apt" "$suite" >/dev/null
+	# shellcheck disable=SC2046
+	apt-get $(cat "$base/apt/apt-opts") -q update >/dev/null
+	rm -rf "$base/dl" "$src"
+	mkdir -p "$base/dl"
+	# shellcheck disable=SC2046
+	(cd "$base/dl" && apt-get $(cat "$base/apt/apt-opts") -q source qemu >/dev/null)
+	local dir
+	dir=$(find "$base/dl" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -n1)
+	[ -n "$dir" ] || { say "apt-get source produced no qemu-* tree"; exit 1; }
+	mv "$dir" "$src"
+	rm -rf "$base/dl"
+	touch "$src/.barmap-fetched"
+}
+
+# Replace the text between "# barmap begin" and "# barmap end" in FILE with STDIN.
+hook() {
+	local file=$1 block tmp
+	block=$(cat)
+	tmp=$(mktemp)
+	awk '/^# barmap begin/{skip=1} !skip{print} /^# barmap end/{skip=0}' "$file" >"$tmp"
+	printf '# barmap begin\n%s\n# barmap end\n' "$block" >>"$tmp"
+	if ! cmp -s "$tmp" "$file"; then cat "$tmp" >"$file"; fi
+	rm -f "$tmp"
+}
+
+copy_if_changed() {
+	cmp -s "$1" "$2" || cp "$1" "$2"
+}
+
+integrate() {
+	local misc=$src/hw/misc ss=system_ss
+	grep -q 'softmmu_ss' "$misc/meson.build" && ss=softmmu_ss
+	copy_if_changed "$top/qemu-device/barmap.c" "$misc/barmap.c"
+	copy_if_changed "$top/include/barmap_regs.h" "$misc/barmap_regs.h"
+	copy_if_changed "$top/qemu-device/barmap-compat.h" "$misc/barmap-compat.h"
+	hook "$misc/meson.build" <<<"$ss.add(when: 'CONFIG_BARMAP', if_true: files('barmap.c'))"
+	hook "$misc/Kconfig" <<<"config BARMAP
+    bool
+    default y if TEST_DEVICES
+    depends on PCI && MSI_NONBROKEN"
+	hook "$misc/trace-events" <"$top/qemu-device/trace-events"
+}
+
+configure() {
+	[ -f "$build/build.ninja" ] && return 0
+	say "configuring (x86_64-softmmu, minimal features)"
+	mkdir -p "$build"
+	(cd "$build" && "$src/configure" --target-list=x86_64-softmmu \
+		--without-default-features --enable-slirp --enable-kvm --enable-tcg \
+		--enable-fdt=system --disable-install-blobs --disable-docs \
+		--disable-werror >"$build/configure.log" 2>&1) ||
+		{ tail -n 30 "$build/configure.log" >&2; exit 1; }
+}
+
+fetch
+integrate
+configure
+say "building (ninja qemu-system-x86_64)"
+start=$(date +%s)
+ninja -C "$build" qemu-system-x86_64 >"$build/ninja.log" 2>&1 ||
+	{ grep -E 'error|Error' -A3 "$build/ninja.log" | head -n 60 >&2; say "build failed, log: $build/ninja.log"; exit 1; }
+say "built $build/qemu-system-x86_64 in $(($(date +%s) - start)) s"
