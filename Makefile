@@ -58,8 +58,12 @@ ifeq ($(KDIR),)
 endif
 
 # The module and the static guest tools, against the cached kernel's headers or KDIR=.
+# kbuild builds in guest-driver/; the products for this kernel are copied to $(OUT).
 driver: kernel
-	$(MAKE) -C guest-driver $(if $(KDIR),KDIR=$(KDIR),KENV=$(KENV)) OUT=$(abspath $(OUT))
+	$(MAKE) -C guest-driver KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR))
+	mkdir -p $(OUT)/tools
+	cp guest-driver/barmap.ko $(OUT)/barmap.ko
+	cp guest-driver/tools/barmap-check $(OUT)/tools/
 
 image: driver
 	images/initramfs.sh $(INITRD) $(OUT)/barmap.ko $(OUT)/tools
@@ -88,4 +92,4 @@ lint: venv
 
 clean:
 	rm -rf build
-	$(MAKE) -C guest-driver clean OUT=$(abspath $(OUT)) $(if $(KDIR),KDIR=$(KDIR),KENV=$(KENV)) || true
+	$(MAKE) -C guest-driver clean KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR))

@@ -67,11 +67,31 @@ integrate() {
 	hook "$misc/trace-events" <"$top/qemu-device/trace-events"
 }
 
+# QEMU >= 8.1 configures through a venv that needs the meson pinned in
+# pythondeps.toml; Debian's source package drops the vendored wheels
+# (python/wheels), and bookworm's meson is too old for QEMU 10, so give
+# configure a private Python that has that meson (pip, from PyPI).
+host_python() {
+	local pin py=$base/pyhost/bin/python3
+	[ -f "$src/pythondeps.toml" ] || return 0
+	compgen -G "$src/python/wheels/meson-*.whl" >/dev/null && return 0
+	pin=$(sed -n 's/^meson *= *{.*installed *= *"\([^"]*\)".*/\1/p' "$src/pythondeps.toml")
+	if ! "$py" -c 'import mesonbuild' 2>/dev/null; then
+		say "installing meson ${pin:-latest} for configure into $base/pyhost"
+		/usr/bin/python3 -m venv "$base/pyhost"
+		"$py" -m pip install -q "meson${pin:+==$pin}" >&2
+	fi
+	echo "--python=$py"
+}
+
 configure() {
 	[ -f "$build/build.ninja" ] && return 0
 	say "configuring (x86_64-softmmu, minimal features)"
+	local pyopt
+	pyopt=$(host_python)
 	mkdir -p "$build"
-	(cd "$build" && "$src/configure" --target-list=x86_64-softmmu \
+	# shellcheck disable=SC2086
+	(cd "$build" && "$src/configure" $pyopt --target-list=x86_64-softmmu \
 		--without-default-features --enable-slirp --enable-kvm --enable-tcg \
 		--enable-fdt=system --disable-install-blobs --disable-docs \
 		--disable-werror >"$build/configure.log" 2>&1) ||

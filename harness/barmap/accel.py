@@ -52,8 +52,9 @@ def probe_kvm(qemu: Path, kernel: Path, deadline: float = PROBE_DEADLINE) -> Pro
         "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1 earlyprintk=ttyS0",
     ]  # fmt: skip
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         out, _ = proc.communicate(timeout=deadline)
     except subprocess.TimeoutExpired:

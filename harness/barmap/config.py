@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -74,7 +74,10 @@ class MachineConfig:
                     f"reservation {self.reservation.base:#x}+{self.reservation.size:#x} "
                     f"lies outside the guest's {self.memory_mb} MiB of RAM"
                 )
-        for path, what in ((self.qemu, "QEMU binary"), (self.kernel, "kernel"),
-                           (self.initrd, "initramfs")):
+        for path, what in (
+            (self.qemu, "QEMU binary"),
+            (self.kernel, "kernel"),
+            (self.initrd, "initramfs"),
+        ):
             if not Path(path).is_file():
                 raise ConfigError(f"{what} not found: {path}")

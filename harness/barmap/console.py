@@ -31,7 +31,7 @@ class ConsoleDrain(threading.Thread):
     def __init__(self, sock: socket.socket, log_path: Path) -> None:
         super().__init__(name="barmap-console-drain", daemon=True)
         self._sock = sock
-        self._log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - lives with the thread
+        self._log = open(log_path, "ab", buffering=0)
         rfd, wfd = os.pipe()
         self.read_fd = rfd
         self._write_fd = wfd
@@ -99,8 +99,8 @@ class Console:
         )
         self._seq = itertools.count(1)
 
-    def send(self, text: str) -> None:
-        self._sock.sendall(text.encode())
+    def send(self, data: str | bytes) -> None:
+        self._sock.sendall(data.encode() if isinstance(data, str) else data)
 
     def expect(self, pattern: str | list[str], timeout: float) -> int:
         """pexpect's expect on the console stream (raises pexpect.TIMEOUT / pexpect.EOF)."""

@@ -7,27 +7,28 @@ from dataclasses import dataclass
 
 # Each marker is anchored on what the kernel prints at the start of the report.
 MARKERS: tuple[tuple[str, str], ...] = (
+    # most specific first: when several match on one line, the first listed names it
     ("panic", r"Kernel panic - not syncing"),
-    ("bug", r"\bBUG: "),
-    ("kernel-bug", r"kernel BUG at "),
-    ("warning", r"\bWARNING: .* at "),
-    ("warning", r"\bWARNING: CPU: \d+ PID: \d+ at "),
-    ("oops", r"\bOops: "),
-    ("oops", r"\bOops\b.*\[#\d+\]"),
-    ("gpf", r"general protection fault"),
-    ("null-deref", r"Unable to handle kernel (NULL pointer dereference|paging request)"),
+    ("soft-lockup", r"watchdog: BUG: soft lockup"),
+    ("hard-lockup", r"watchdog: Watchdog detected hard LOCKUP"),
+    ("kasan", r"KASAN: "),
+    ("kfence", r"KFENCE: "),
+    ("ubsan", r"UBSAN: "),
     ("hung-task", r"INFO: task .* blocked for more than \d+ seconds"),
     ("rcu-stall", r"INFO: rcu_(sched|preempt|bh) (self-)?detected( expedited)? stall"),
     ("rcu-stall", r"rcu: INFO: rcu_(sched|preempt) (self-)?detected"),
-    ("soft-lockup", r"watchdog: BUG: soft lockup"),
-    ("hard-lockup", r"watchdog: Watchdog detected hard LOCKUP"),
-    ("ubsan", r"UBSAN: "),
-    ("kasan", r"KASAN: "),
-    ("kfence", r"KFENCE: "),
-    ("kmemleak", r"kmemleak: \d+ new suspected memory leaks"),
     ("lockdep", r"WARNING: (possible circular locking|suspicious RCU usage|.*lock held)"),
-    ("call-trace", r"^\s*Call Trace:"),
+    ("kmemleak", r"kmemleak: \d+ new suspected memory leaks"),
     ("stack-protector", r"stack-protector: Kernel stack is corrupted"),
+    ("kernel-bug", r"kernel BUG at "),
+    ("null-deref", r"Unable to handle kernel (NULL pointer dereference|paging request)"),
+    ("gpf", r"general protection fault"),
+    ("warning", r"\bWARNING: .* at "),
+    ("warning", r"\bWARNING: CPU: \d+ PID: \d+ at "),
+    ("bug", r"\bBUG: "),
+    ("oops", r"\bOops: "),
+    ("oops", r"\bOops\b.*\[#\d+\]"),
+    ("call-trace", r"^\s*Call Trace:"),
 )
 
 _COMPILED = tuple((kind, re.compile(pattern, re.M)) for kind, pattern in MARKERS)
@@ -47,15 +48,18 @@ class CrashReport:
 
 def find_crash(text: str, context_lines: int = 40) -> CrashReport | None:
     """The first failure report in ``text`` with up to ``context_lines`` after it, or None."""
-    first: tuple[int, str, re.Match[str]] | None = None
+    first: tuple[int, str] | None = None
     for kind, regex in _COMPILED:
         m = regex.search(text)
-        if m and (first is None or m.start() < first[0]):
-            first = (m.start(), kind, m)
+        if m is None:
+            continue
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        if first is None or line_start < first[0]:
+            first = (line_start, kind)
     if first is None:
         return None
-    start, kind, _ = first
-    line_start = text.rfind("\n", 0, start) + 1
+    line_start, kind = first
+    start = line_start
     line_end = text.find("\n", start)
     line = text[line_start : line_end if line_end >= 0 else len(text)].strip()
     lines = text[line_start:].splitlines()

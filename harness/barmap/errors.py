@@ -79,8 +79,9 @@ class GuestCrash(MachineError):
 class CommandFailed(MachineError):
     """A guest command exited non-zero where success was required."""
 
-    def __init__(self, message: str, *, command: str = "", status: int = 0, output: str = "",
-                 **kw: object):
+    def __init__(
+        self, message: str, *, command: str = "", status: int = 0, output: str = "", **kw: object
+    ):
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.command = command
         self.status = status

@@ -112,8 +112,14 @@ class Machine:
         assert self._rundir is not None, "machine not started"
         return self._rundir
 
-    def start(self, *, wait_boot: bool = True, paused: bool = False) -> None:
-        """Launch QEMU; unless ``paused``, run the guest and (``wait_boot``) wait for its shell."""
+    def start(
+        self, *, wait_boot: bool = True, paused: bool = False, quiet_shell: bool = True
+    ) -> None:
+        """Launch QEMU; unless ``paused``, run the guest and (``wait_boot``) wait for its shell.
+
+        ``quiet_shell`` turns the console's echo off for ``run()``; an
+        interactive session keeps it.
+        """
         self._rundir = Path(tempfile.mkdtemp(prefix="barmap-run-"))
         os.chmod(self._rundir, 0o700)
         if self.log_dir:
@@ -142,7 +148,7 @@ class Machine:
                 stdin=subprocess.DEVNULL,
                 stdout=stderr,
                 stderr=stderr,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads spawn QEMU concurrently
+                preexec_fn=_die_with_parent,
             )
         try:
             self._console_sock = self._accept(listener)
@@ -160,7 +166,7 @@ class Machine:
             return
         self._monitor.cmd("cont")
         if wait_boot:
-            self.wait_boot()
+            self.wait_boot(quiet_shell=quiet_shell)
 
     def _accept(self, listener: socket.socket) -> socket.socket:
         deadline = time.monotonic() + CONNECT_TIMEOUT
@@ -199,12 +205,13 @@ class Machine:
             message = f"{message}: {stderr.splitlines()[-1]}"
         return QEMUStartError(message, **self._error_kw())
 
-    def wait_boot(self) -> float:
+    def wait_boot(self, *, quiet_shell: bool = True) -> float:
         """Wait for the guest's init to hand over its shell; returns seconds since ``cont``."""
         start = time.monotonic()
         self._expect(BOOT_MARKER, self.config.boot_timeout, what="guest boot")
-        # no echo: busybox's line editing turns off too, so output is exactly what ran
-        self._console_ready()
+        if quiet_shell:
+            # no echo: busybox's line editing turns off too, so output is exactly what ran
+            self._console_ready()
         self.boot_seconds = time.monotonic() - start
         return self.boot_seconds
 
@@ -316,8 +323,9 @@ class Machine:
         status = self._proc.returncode
         raise MachineDied(f"{what}: QEMU exited (status {status})", **self._error_kw())
 
-    def run(self, command: str, *, timeout: float | None = None, check: bool = False
-            ) -> CommandResult:
+    def run(
+        self, command: str, *, timeout: float | None = None, check: bool = False
+    ) -> CommandResult:
         """Run one shell command line on the serial console: (exit status, output).
 
         Raises ConsoleTimeout, MachineDied, GuestCrash (a kernel failure marker

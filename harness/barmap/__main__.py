@@ -1,0 +1,3 @@
+from barmap.cli import main
+
+raise SystemExit(main())

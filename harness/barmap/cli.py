@@ -1,0 +1,245 @@
+"""The ``barmap`` command: build, demo, run, debug, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from barmap import checks
+from barmap.artifacts import REPO_ROOT, cache_dir, find_artifacts
+from barmap.config import ACCELS, MachineConfig
+from barmap.errors import BarmapError, ConfigError, MachineError
+from barmap.machine import Machine
+from barmap.report import table
+
+EPILOG = """\
+examples:
+  barmap demo                      boot, load the driver, check both mmap strategies
+  barmap run --load                an interactive serial shell with the driver loaded
+  barmap debug                     the same, stopped for gdb (prints the gdb command)
+  barmap doctor                    what is built, cached and usable here
+"""
+
+
+def _log_dir(name: str) -> Path:
+    base = Path(os.environ.get("BARMAP_LOG_DIR") or Path.cwd() / "build" / "logs")
+    return base / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+def _add_vm_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("virtual machine")
+    g.add_argument(
+        "--accel",
+        choices=ACCELS,
+        default=os.environ.get("BARMAP_ACCEL", "auto"),
+        help="auto probes KVM and falls back to TCG (default: %(default)s)",
+    )
+    g.add_argument("--qemu", help="QEMU binary (default: the cached build)")
+    g.add_argument("--kernel", help="guest kernel image (default: the cached distro kernel)")
+    g.add_argument("--initrd", help="initramfs (default: build/SUITE/initramfs.cpio.gz)")
+    g.add_argument("--suite", help="kernel suite: bookworm or trixie (default: bookworm)")
+    g.add_argument("--memory", type=int, default=1024, metavar="MiB", help="guest RAM")
+    g.add_argument("--log-dir", type=Path, help="where to keep the console log")
+
+
+def _config(args: argparse.Namespace, **overrides: object) -> MachineConfig:
+    art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd)
+    art.check()
+    config = MachineConfig(
+        qemu=art.qemu, kernel=art.kernel, initrd=art.initrd, accel=args.accel, memory_mb=args.memory
+    )
+    return replace(config, **overrides)  # type: ignore[arg-type]
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    config = _config(args)
+    log_dir = args.log_dir or _log_dir("demo")
+    results: list[checks.CheckResult] = []
+    with Machine(config, log_dir=log_dir) as vm:
+        print(
+            f"barmap: guest up in {vm.boot_seconds:.1f} s ({vm.accel}); "
+            f"console log {vm.console_log}",
+            file=sys.stderr,
+        )
+        checks.load_module(vm)
+        for strategy in checks.STRATEGIES:
+            results.append(checks.run_tool(vm, strategy))
+            if strategy == "bar":
+                # the pattern the tool left in BAR2, read by the host, not the guest
+                results.append(checks.host_view_check(vm))
+        vm.check_crash()
+    if args.json:
+        print(json.dumps([r.__dict__ for r in results], indent=2))
+    else:
+        print(
+            table(
+                ("strategy", "bytes checked", "mismatches", "verdict"),
+                [(r.strategy, r.bytes_checked, r.mismatches, r.verdict) for r in results],
+            )
+        )
+        for r in results:
+            if r.detail and not r.passed:
+                print(f"{r.strategy}: {r.detail}")
+    return 0 if results and all(r.passed for r in results) else 1
+
+
+def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
+    from barmap.interactive import attach
+
+    overrides: dict[str, object] = {}
+    if debug:
+        overrides.update(gdb_port=args.gdb_port, boot_timeout=24 * 3600.0)
+    config = _config(args, **overrides)
+    log_dir = args.log_dir or _log_dir("debug" if debug else "run")
+    vm = Machine(config, log_dir=log_dir)
+    try:
+        if debug:
+            vm.start(paused=True)
+            print(_gdb_hint(config.kernel, args.gdb_port), file=sys.stderr)
+            print(
+                "barmap: the guest is stopped at its first instruction; `continue` in gdb "
+                "(or press Enter here) to run it",
+                file=sys.stderr,
+            )
+            if os.isatty(sys.stdin.fileno()):
+                sys.stdin.readline()
+            if vm.qmp.cmd("query-status")["status"] != "running":
+                vm.qmp.cmd("cont")
+            vm.wait_boot(quiet_shell=False)
+        else:
+            vm.start(quiet_shell=False)
+        if args.load:
+            vm.console.send(f"insmod {checks.MODULE_PATH}\n")
+        attach(
+            vm,
+            banner=f"barmap: serial console ({vm.accel}, booted in "
+            f"{vm.boot_seconds:.1f} s); Ctrl-] quits; log {vm.console_log}",
+        )
+    finally:
+        vm.shutdown()
+    return 0
+
+
+def _gdb_hint(kernel: Path, port: int) -> str:
+    art = find_artifacts()
+    vmlinux = ""
+    if art.kernel_release:
+        # Debian's debug symbols, when linux-image-*-dbg is unpacked or installed
+        for cand in (
+            cache_dir() / "kernel" / "dbg" / f"vmlinux-{art.kernel_release}",
+            Path(f"/usr/lib/debug/boot/vmlinux-{art.kernel_release}"),
+        ):
+            if cand.is_file():
+                vmlinux = str(cand)
+                break
+    target = vmlinux or "-ex 'set architecture i386:x86-64'"
+    note = "" if vmlinux else "  (no vmlinux with debug symbols found: gdb runs without them)"
+    return (
+        f"barmap: gdb stub on 127.0.0.1:{port}; attach with:\n  gdb {target} "
+        f"-ex 'target remote 127.0.0.1:{port}'{note}"
+    )
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    target = {
+        "all": "all",
+        "qemu": "qemu",
+        "kernel": "kernel",
+        "driver": "driver",
+        "image": "image",
+    }[args.what]
+    return subprocess.call(["make", "-C", str(REPO_ROOT), target])
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from barmap.accel import cached_probe
+
+    art = find_artifacts(args.suite)
+    rows: list[tuple[str, str, str]] = []
+
+    def item(name: str, ok: bool, detail: str) -> None:
+        rows.append((name, "ok" if ok else "MISSING", detail))
+
+    item("QEMU build", art.qemu.is_file(), str(art.qemu))
+    item("guest kernel", art.kernel.is_file(), f"{art.kernel_release or '?'} {art.kernel}")
+    item("initramfs", art.initrd.is_file(), str(art.initrd))
+    for tool in ("make", "gcc", "ninja", "busybox", "cpio", "gdb", "dropbear"):
+        path = shutil.which(tool) or (
+            f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else ""
+        )
+        item(tool, bool(path), path)
+    for fw in ("/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/kvmvapic.bin"):
+        item("firmware", Path(fw).is_file(), fw)
+    if art.qemu.is_file() and art.kernel.is_file():
+        probe = cached_probe(art.qemu, art.kernel)
+        rows.append(("KVM", "usable" if probe.usable else "unusable (TCG)", probe.reason))
+    else:
+        rows.append(("KVM", "unknown", "needs the QEMU build and kernel to probe"))
+    rows.append(("cache", "ok", str(cache_dir())))
+    print(table(("what", "state", "detail"), rows))
+    return 0 if all(r[1] != "MISSING" for r in rows[:3]) else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="barmap",
+        description="Emulated PCI device memory for testing how drivers map it into "
+        "userspace (remap_pfn_range vs dma_mmap_coherent).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    b = sub.add_parser("build", help="build QEMU, the kernel cache, the driver and the image")
+    b.add_argument(
+        "what", nargs="?", default="all", choices=("all", "qemu", "kernel", "driver", "image")
+    )
+    b.set_defaults(func=cmd_build)
+
+    d = sub.add_parser("demo", help="boot, load the driver, check both mmap strategies")
+    _add_vm_options(d)
+    d.add_argument("--json", action="store_true", help="JSON instead of a table")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="an interactive serial shell in the guest (Ctrl-] quits)")
+    _add_vm_options(r)
+    r.add_argument("--load", action="store_true", help="insmod the barmap driver first")
+    r.set_defaults(func=cmd_run)
+
+    g = sub.add_parser("debug", help="like run, with the gdb stub and the guest stopped")
+    _add_vm_options(g)
+    g.add_argument("--load", action="store_true", help="insmod the barmap driver first")
+    g.add_argument("--gdb-port", type=int, default=1234, help="gdb stub port (default 1234)")
+    g.set_defaults(func=lambda a: cmd_run(a, debug=True))
+
+    doc = sub.add_parser("doctor", help="what is installed, cached and usable")
+    doc.add_argument("--suite", help="kernel suite (default: bookworm)")
+    doc.set_defaults(func=cmd_doctor)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except MachineError as exc:
+        print(f"barmap: error: {exc.message}", file=sys.stderr)
+        if exc.log_path:
+            print(f"barmap: console log: {exc.log_path}", file=sys.stderr)
+        elif exc.console_tail:
+            print("barmap: console tail:\n" + exc.console_tail[-2000:], file=sys.stderr)
+        return 1
+    except (BarmapError, ConfigError) as exc:
+        print(f"barmap: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("barmap: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,97 @@
+"""The QEMU command line builder."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from barmap.cmdline import build_cmdline, kernel_append
+from barmap.config import BarmapDevice, MachineConfig, Reservation
+from barmap.errors import ConfigError
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> MachineConfig:
+    for name in ("qemu", "vmlinuz", "initrd"):
+        (tmp_path / name).write_bytes(b"x")
+    return MachineConfig(
+        qemu=tmp_path / "qemu", kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd", accel="tcg"
+    )
+
+
+def _opt(args: list[str], flag: str) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args) if a == flag]
+
+
+def test_paused_with_sockets_and_no_defaults(config: MachineConfig, tmp_path: Path) -> None:
+    args = build_cmdline(
+        config, accel="tcg", qmp_socket=tmp_path / "q", console_socket=tmp_path / "c"
+    )
+    assert args[0] == str(config.qemu)
+    assert "-S" in args and "-nodefaults" in args and "-no-reboot" in args
+    assert _opt(args, "-accel") == ["tcg"]
+    assert _opt(args, "-cpu") == ["max"]
+    chardevs = _opt(args, "-chardev")
+    assert f"socket,id=console,path={tmp_path / 'c'}" in chardevs
+    assert f"socket,id=qmp,path={tmp_path / 'q'}" in chardevs
+    assert _opt(args, "-L") == ["/usr/share/qemu", "/usr/share/seabios"]
+    assert "barmap,id=barmap0,size=16777216" in _opt(args, "-device")
+    assert "pvpanic" in _opt(args, "-device")
+
+
+def test_kvm_uses_host_cpu(config: MachineConfig, tmp_path: Path) -> None:
+    args = build_cmdline(
+        config, accel="kvm", qmp_socket=tmp_path / "q", console_socket=tmp_path / "c"
+    )
+    assert _opt(args, "-cpu") == ["host"]
+
+
+def test_reservation_and_gdb_in_append(config: MachineConfig) -> None:
+    cfg = replace(config, reservation=Reservation(base=0x20000000, size=0x100000), gdb_port=4321)
+    append = kernel_append(cfg)
+    assert "memmap=0x100000$0x20000000" in append
+    assert "console=ttyS0" in append and "nokaslr" in append
+
+
+def test_memdev_device(config: MachineConfig, tmp_path: Path) -> None:
+    dev = BarmapDevice(id="bm1", size=1 << 20, memdev_path=tmp_path / "mem")
+    args = build_cmdline(
+        replace(config, devices=(dev,)),
+        accel="tcg",
+        qmp_socket=tmp_path / "q",
+        console_socket=tmp_path / "c",
+    )
+    assert _opt(args, "-object") == [
+        f"memory-backend-file,id=bm1-mem,size={1 << 20},mem-path={tmp_path / 'mem'},share=on"
+    ]
+    assert "barmap,id=bm1,size=1048576,memdev=bm1-mem" in _opt(args, "-device")
+
+
+def test_ssh_forward_binds_loopback(config: MachineConfig, tmp_path: Path) -> None:
+    args = build_cmdline(
+        replace(config, ssh=True),
+        accel="tcg",
+        qmp_socket=tmp_path / "q",
+        console_socket=tmp_path / "c",
+        ssh_port=2222,
+    )
+    assert "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22" in _opt(args, "-netdev")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"accel": "xen"}, "accel must be one of"),
+        ({"memory_mb": 64}, "too small"),
+        ({"devices": (BarmapDevice(size=3 << 20),)}, "not a power of two"),
+        ({"devices": (BarmapDevice(), BarmapDevice())}, "duplicate"),
+        ({"reservation": Reservation(base=0x7FF00000, size=0x200000)}, "outside"),
+        ({"qemu": Path("/nonexistent/qemu")}, "QEMU binary not found"),
+    ],
+)
+def test_bad_config_is_refused(
+    config: MachineConfig, change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        replace(config, **change).validate()  # type: ignore[arg-type]
