@@ -66,7 +66,7 @@ driver: kernel
 	cp guest-driver/tools/barmap-check $(OUT)/tools/
 
 image: driver
-	images/initramfs.sh $(INITRD) $(OUT)/barmap.ko $(OUT)/tools
+	. $(KENV) && images/initramfs.sh $(INITRD) $(OUT)/barmap.ko $(OUT)/tools $(if $(KERNEL),,$$MODDIR)
 
 demo: all
 	$(VENV)/bin/barmap demo

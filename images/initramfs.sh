@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Build the guest initramfs: busybox-static, the barmap module and guest tools.
 #
-#   images/initramfs.sh OUT.cpio.gz KO TOOLDIR
+#   images/initramfs.sh OUT.cpio.gz KO TOOLDIR [MODDIR]
 #
 # KO is the built barmap.ko (may be absent: the image then has no module);
-# TOOLDIR holds the static guest tools (barmap-check).  Dropbear is added when
-# its package is installed, for the harness's SSH access.
+# TOOLDIR holds the static guest tools (barmap-check); MODDIR is the guest
+# kernel's /lib/modules/VERSION, from which the few modules the guest needs
+# (e1000 for SSH, pvpanic) are taken, decompressed.  Dropbear is added when its
+# package is installed, for the harness's SSH access; the harness appends the
+# per-run keys as a second cpio archive.
 set -euo pipefail
-out=$1 ko=$2 tooldir=$3
+out=$1 ko=$2 tooldir=$3 moddir=${4:-}
+extra_modules="drivers/misc/pvpanic/pvpanic drivers/misc/pvpanic/pvpanic-mmio
+drivers/net/ethernet/intel/e1000/e1000"
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=$(command -v busybox || echo /bin/busybox)
 file "$busybox" 2>/dev/null | grep -q 'statically linked' ||
@@ -22,8 +27,24 @@ ln -s busybox "$root/bin/sh"
 install -m 0755 "$here/init" "$root/init"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
+printf '/bin/sh\n' >"$root/etc/shells"
 printf 'export PS1="barmap# "\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n' >"$root/etc/profile"
 [ -f "$ko" ] && install -m 0644 "$ko" "$root/lib/modules/barmap.ko"
+if [ -n "$moddir" ]; then
+	mkdir -p "$root/lib/modules/extra"
+	for m in $extra_modules; do
+		f=$(ls "$moddir/kernel/$m".ko* 2>/dev/null | head -n1)
+		[ -n "$f" ] || { echo "initramfs: $m not found in $moddir" >&2; exit 1; }
+		dst=$root/lib/modules/extra/$(basename "$m").ko
+		case $f in
+		*.ko.xz) xz -dc "$f" >"$dst" ;;
+		*.ko.zst) zstd -qdc "$f" >"$dst" ;;
+		*.ko.gz) gzip -dc "$f" >"$dst" ;;
+		*) cp "$f" "$dst" ;;
+		esac
+		echo "${m##*/}" >>"$root/lib/modules/extra/order"
+	done
+fi
 for tool in "$tooldir"/*; do
 	[ -f "$tool" ] && [ -x "$tool" ] && install -m 0755 "$tool" "$root/usr/bin/"
 done

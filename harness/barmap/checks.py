@@ -61,24 +61,27 @@ def run_tool(
     *,
     device: str = "/dev/barmap0",
     args: str = "",
+    seed: int = DEFAULT_SEED,
     timeout: float = 300.0,
 ) -> CheckResult:
-    """One ``barmap-check`` run for ``strategy``; the tool's own verdict line, parsed."""
-    cmd = f"{TOOL} --dev {device} --strategy {strategy} {args}".strip()
+    """One ``barmap-check`` run for ``strategy``: its summary line, or its only result line."""
+    cmd = f"{TOOL} --dev {device} --strategy {strategy} --seed {seed:#x} {args}".strip()
     status, output = vm.run(cmd, timeout=timeout)
-    for line in output.splitlines():
-        kv = parse_kv(line) if line.startswith("strategy=") else {}
-        if kv.get("strategy") == strategy:
-            return CheckResult(
-                strategy=strategy,
-                bytes_checked=int(kv.get("bytes", "0")),
-                mismatches=int(kv.get("mismatches", "0")),
-                verdict=kv.get("verdict", "FAIL") if status == 0 else "FAIL",
-                detail="" if status == 0 else output.strip()[-400:],
-                extra=kv,
-            )
+    results = [parse_kv(ln) for ln in output.splitlines() if ln.startswith("strategy=")]
+    results = [kv for kv in results if kv.get("strategy") == strategy]
+    summary = [kv for kv in results if kv.get("summary")]
+    if not results:
+        return CheckResult(
+            strategy, 0, 0, "FAIL", f"no result line (status {status}): {output.strip()[-400:]}"
+        )
+    kv = (summary or results)[-1]
     return CheckResult(
-        strategy, 0, 0, "FAIL", f"no result line (status {status}): {output.strip()[-400:]}"
+        strategy=strategy,
+        bytes_checked=int(kv.get("bytes", "0")),
+        mismatches=int(kv.get("mismatches", "0")),
+        verdict=kv.get("verdict", "FAIL") if status == 0 else "FAIL",
+        detail="" if status == 0 else output.strip()[-400:],
+        extra=kv,
     )
 
 

@@ -42,12 +42,15 @@ def build_cmdline(
     qmp_socket: Path,
     console_socket: Path,
     ssh_port: int | None = None,
+    initrd: Path | None = None,
+    incoming: bool = False,
 ) -> list[str]:
     """Every argument QEMU gets; ``accel`` is the resolved one (``kvm`` or ``tcg``).
 
     QEMU starts paused (``-S``) and connects as a client to the harness's QMP
     and console sockets, which are listening before it starts: no console byte
-    is lost and no socket path is raced for.
+    is lost and no socket path is raced for.  ``initrd`` replaces the config's
+    (the per-run overlay); ``incoming`` waits for a saved state (``-incoming defer``).
     """
     args = [str(config.qemu), "-name", "barmap", "-M", "pc", "-accel", accel]
     args += ["-cpu", "host" if accel == "kvm" else "max"]
@@ -55,7 +58,7 @@ def build_cmdline(
     args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]
     for fw in config.firmware_dirs:
         args += ["-L", fw]
-    args += ["-kernel", str(config.kernel), "-initrd", str(config.initrd)]
+    args += ["-kernel", str(config.kernel), "-initrd", str(initrd or config.initrd)]
     args += ["-append", kernel_append(config)]
     args += ["-chardev", f"socket,id=console,path={console_socket}", "-serial", "chardev:console"]
     args += ["-chardev", f"socket,id=qmp,path={qmp_socket}", "-mon", "chardev=qmp,mode=control"]
@@ -66,10 +69,12 @@ def build_cmdline(
             "-netdev",
             f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
             "-device",
-            "e1000,netdev=net0",
+            "e1000,netdev=net0,romfile=",
         ]
     if config.gdb_port is not None:
         args += ["-gdb", f"tcp:127.0.0.1:{config.gdb_port}"]
     args += device_args(config)
     args += list(config.extra_args)
+    if incoming:
+        args += ["-incoming", "defer"]
     return args

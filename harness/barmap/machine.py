@@ -16,6 +16,7 @@ import contextlib
 import ctypes
 import os
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -42,7 +43,9 @@ from barmap.errors import (
     MachineError,
     QEMUStartError,
 )
+from barmap.overlay import initrd_with_overlay
 from barmap.qmp import Monitor
+from barmap.ssh import SshKeys, SshSession
 
 __all__ = ["CommandResult", "Machine", "MachineConfig"]
 
@@ -82,6 +85,10 @@ class Machine:
         self._console: Console | None = None
         self._monitor: Monitor | None = None
         self._crash_reported = False
+        self.ssh_port: int | None = None
+        self._ssh_keys: SshKeys | None = None
+        self._ssh: SshSession | None = None
+        self._initrd: Path | None = None
 
     # -- life cycle -------------------------------------------------------
 
@@ -120,29 +127,49 @@ class Machine:
         ``quiet_shell`` turns the console's echo off for ``run()``; an
         interactive session keeps it.
         """
+        self._prepare()
+        self._launch()
+        if paused:
+            return
+        self.qmp.cmd("cont")
+        if wait_boot:
+            self.wait_boot(quiet_shell=quiet_shell)
+
+    def _prepare(self) -> None:
+        """What outlives a QEMU restart: the runtime directory, the log, the SSH keys."""
         self._rundir = Path(tempfile.mkdtemp(prefix="barmap-run-"))
         os.chmod(self._rundir, 0o700)
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.console_log.write_bytes(b"")
         self.accel = resolve_accel(self.config.accel, self.config.qemu, self.config.kernel)
-        qmp_path = self._rundir / "qmp.sock"
-        console_path = self._rundir / "console.sock"
+        if self.config.ssh:
+            self._ssh_keys = SshKeys(self._rundir)
+            self._initrd = initrd_with_overlay(
+                self.config.initrd, self._ssh_keys.overlay(), self._rundir / "initrd.img"
+            )
+
+    def _launch(self, incoming: bool = False) -> None:
+        """Start QEMU paused, connected to our console and QMP sockets."""
+        qmp_path = self.rundir / "qmp.sock"
+        console_path = self.rundir / "console.sock"
+        for path in (qmp_path, console_path):
+            path.unlink(missing_ok=True)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(str(console_path))
         listener.listen(1)
         qmp = QEMUMonitorProtocol(str(qmp_path), server=True)
-        ssh_port = _free_port() if self.config.ssh else None
-        self.ssh_port = ssh_port
+        self.ssh_port = _free_port() if self.config.ssh else None
         self.cmdline = build_cmdline(
             self.config,
             accel=self.accel,
             qmp_socket=qmp_path,
             console_socket=console_path,
-            ssh_port=ssh_port,
+            ssh_port=self.ssh_port,
+            initrd=self._initrd,
+            incoming=incoming,
         )
-        stderr_path = self._rundir / "qemu.stderr"
-        with open(stderr_path, "wb") as stderr:
+        with open(self.rundir / "qemu.stderr", "wb") as stderr:
             self._proc = subprocess.Popen(
                 self.cmdline,
                 stdin=subprocess.DEVNULL,
@@ -161,12 +188,7 @@ class Machine:
             qmp.accept(timeout=CONNECT_TIMEOUT)
         except Exception as exc:  # qemu.qmp raises several types here
             raise self._start_error(f"QMP handshake failed: {exc}") from None
-        self._monitor = Monitor(qmp, self._rundir)
-        if paused:
-            return
-        self._monitor.cmd("cont")
-        if wait_boot:
-            self.wait_boot(quiet_shell=quiet_shell)
+        self._monitor = Monitor(qmp, self.rundir)
 
     def _accept(self, listener: socket.socket) -> socket.socket:
         deadline = time.monotonic() + CONNECT_TIMEOUT
@@ -225,6 +247,16 @@ class Machine:
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """QMP quit, then SIGTERM, then SIGKILL; sockets closed, runtime directory removed."""
+        self._stop_qemu(timeout)
+        if self.log_dir and self._rundir:
+            stderr = self._stderr()
+            if stderr:
+                (self.log_dir / "qemu.stderr").write_text(stderr)
+        if self._rundir is not None:
+            shutil.rmtree(self._rundir, ignore_errors=True)
+        self._rundir = None
+
+    def _stop_qemu(self, timeout: float = 10.0) -> None:
         proc = self._proc
         if proc is not None and proc.poll() is None and self._monitor is not None:
             with contextlib.suppress(Exception):
@@ -239,6 +271,9 @@ class Machine:
                     break
                 except subprocess.TimeoutExpired:
                     continue
+        if self._ssh is not None:
+            self._ssh.close()
+            self._ssh = None
         if self._monitor is not None:
             with contextlib.suppress(Exception):
                 self._monitor.close()
@@ -250,14 +285,53 @@ class Machine:
             self._drain.join(timeout=5)
         if self._console is not None:
             self._console.close()
-        if self.log_dir and self._rundir:
-            stderr = self._stderr()
-            if stderr:
-                (self.log_dir / "qemu.stderr").write_text(stderr)
-        if self._rundir is not None:
-            shutil.rmtree(self._rundir, ignore_errors=True)
         self._proc = self._console_sock = self._drain = self._console = self._monitor = None
-        self._rundir = None
+        self._crash_reported = False
+
+    # -- snapshots ------------------------------------------------------------
+
+    def save_state(self, path: Path, timeout: float = 120.0) -> float:
+        """Write the whole VM state (a migration stream) to ``path``; the VM runs on.
+
+        Returns the seconds it took.  ``restore_state`` brings it back.
+        """
+        start = time.monotonic()
+        self.qmp.cmd("migrate", uri=f"exec:cat > {shlex.quote(str(path))}")
+        self._wait_migration(timeout, "saving the VM state")
+        self.qmp.cmd("cont")
+        return time.monotonic() - start
+
+    def restore_state(self, path: Path, timeout: float = 120.0) -> float:
+        """Replace the running VM by the state saved in ``path`` (QEMU restarts with -incoming).
+
+        Returns the seconds from stopping the old QEMU to a responsive guest shell.
+        """
+        if not Path(path).is_file():
+            raise MachineError(f"no saved state at {path}")
+        start = time.monotonic()
+        self._stop_qemu()
+        self._launch(incoming=True)
+        self.qmp.cmd("migrate-incoming", uri=f"exec:cat {shlex.quote(str(path))}")
+        self._wait_migration(timeout, "restoring the VM state")
+        self.qmp.cmd("cont")
+        self.run("true", check=True)
+        return time.monotonic() - start
+
+    def _wait_migration(self, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            info = self.qmp.cmd("query-migrate")
+            status = info.get("status", "")
+            if status == "completed":
+                return
+            if status in ("failed", "cancelled"):
+                raise MachineError(
+                    f"{what} failed: {info.get('error-desc', status)}", **self._error_kw()
+                )
+            if not self.is_running():
+                self._died(what)
+            time.sleep(0.05)
+        raise MachineError(f"{what}: not done within {timeout:.0f} s", **self._error_kw())
 
     # -- the console ------------------------------------------------------
 
@@ -353,6 +427,16 @@ class Machine:
                 **self._error_kw(),
             )
         return CommandResult(status, output)
+
+    # -- SSH ----------------------------------------------------------------
+
+    def ssh(self, timeout: float = 60.0) -> SshSession:
+        """The SSH session to the guest (``MachineConfig(ssh=True)``), connected on first use."""
+        if not self.config.ssh or self._ssh_keys is None or self.ssh_port is None:
+            raise MachineError("this machine was started without ssh=True")
+        if self._ssh is None:
+            self._ssh = SshSession(self.ssh_port, self._ssh_keys, timeout=timeout)
+        return self._ssh
 
     # -- QMP ----------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from barmap.cmdline import build_cmdline, kernel_append
 from barmap.config import BarmapDevice, MachineConfig, Reservation
 from barmap.errors import ConfigError

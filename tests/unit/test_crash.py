@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from barmap.crash import ANY_MARKER, find_crash
 
 DATA = Path(__file__).resolve().parents[1] / "data"
