@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,10 +90,12 @@ class Machine:
         self._ssh_keys: SshKeys | None = None
         self._ssh: SshSession | None = None
         self._initrd: Path | None = None
+        self._saved_sigterm: Any = None
 
     # -- life cycle -------------------------------------------------------
 
     def __enter__(self) -> Machine:
+        self._hook_sigterm()
         try:
             self.start()
         except BaseException:
@@ -107,6 +110,21 @@ class Machine:
         tb: TracebackType | None,
     ) -> None:
         self.shutdown()
+        if self._saved_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._saved_sigterm)
+            self._saved_sigterm = None
+
+    def _hook_sigterm(self) -> None:
+        """Turn a default SIGTERM into SystemExit while the context is open, so it cleans up."""
+        self._saved_sigterm = None
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
+            def _exit(signum: int, frame: object) -> None:
+                raise SystemExit(128 + signum)
+
+            self._saved_sigterm = signal.signal(signal.SIGTERM, _exit)
 
     @property
     def console_log(self) -> Path:
@@ -241,6 +259,11 @@ class Machine:
         assert self._console is not None
         self._console.send("\nstty -echo\n")
         self.run("true", check=True, timeout=self.config.command_timeout)
+
+    @property
+    def pid(self) -> int | None:
+        """QEMU's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
@@ -394,6 +417,13 @@ class Machine:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=2)
         self.check_crash()
+        if self._monitor is not None:
+            with contextlib.suppress(Exception):
+                self._monitor.poll_events()
+            if any(e.get("event") == "GUEST_PANICKED" for e in self._monitor.events):
+                raise GuestCrash(
+                    f"{what}: the guest panicked (pvpanic)", marker="panic", **self._error_kw()
+                )
         status = self._proc.returncode
         raise MachineDied(f"{what}: QEMU exited (status {status})", **self._error_kw())
 

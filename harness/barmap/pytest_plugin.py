@@ -1,7 +1,18 @@
-"""pytest plugin (entry point ``barmap``): options and fixtures for guest tests."""
+"""pytest plugin (entry point ``barmap``): options and fixtures for guest tests.
+
+``barmap_vm`` is a guest booted once per session (per xdist worker) with the
+driver loaded; its state is saved right after, and every test that uses it
+starts from that state (restored in well under a second instead of a boot).
+When such a test fails, the console tail, the guest's dmesg and the QMP events
+are attached to the report and kept as files under ``--barmap-artifacts``
+(default ``build/test-artifacts``); the JUnit XML carries their paths.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +21,7 @@ import pytest
 from barmap.artifacts import Artifacts, find_artifacts
 from barmap.checks import load_module
 from barmap.config import ACCELS, MachineConfig
-from barmap.errors import ConfigError
+from barmap.errors import BarmapError, ConfigError
 from barmap.machine import Machine
 
 
@@ -26,14 +37,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--barmap-kernel", default=None, help="guest kernel image")
     g.addoption("--barmap-initrd", default=None, help="guest initramfs")
     g.addoption("--barmap-suite", default=None, help="kernel suite: bookworm or trixie")
+    g.addoption(
+        "--barmap-artifacts",
+        default="build/test-artifacts",
+        help="where failing guest tests keep console log, dmesg and QMP events",
+    )
+    g.addoption("--barmap-no-restore", action="store_true",
+                help="do not restore the booted snapshot before each test")  # fmt: skip
 
 
 @pytest.fixture(scope="session")
 def barmap_artifacts(request: pytest.FixtureRequest) -> Artifacts:
     opt = request.config.getoption
-    art = find_artifacts(
-        opt("--barmap-suite"), opt("--barmap-qemu"), opt("--barmap-kernel"), opt("--barmap-initrd")
-    )
+    art = find_artifacts(opt("--barmap-suite"), opt("--barmap-qemu"),
+                         opt("--barmap-kernel"), opt("--barmap-initrd"))  # fmt: skip
     try:
         art.check()
     except ConfigError as exc:
@@ -43,41 +60,84 @@ def barmap_artifacts(request: pytest.FixtureRequest) -> Artifacts:
 
 @pytest.fixture(scope="session")
 def barmap_config(request: pytest.FixtureRequest, barmap_artifacts: Artifacts) -> MachineConfig:
-    import os
-
     accel = request.config.getoption("--barmap-accel") or os.environ.get("BARMAP_ACCEL", "auto")
-    return MachineConfig(
-        qemu=barmap_artifacts.qemu,
-        kernel=barmap_artifacts.kernel,
-        initrd=barmap_artifacts.initrd,
-        accel=accel,
-    )  # type: ignore[arg-type]
+    return MachineConfig(qemu=barmap_artifacts.qemu, kernel=barmap_artifacts.kernel,
+                         initrd=barmap_artifacts.initrd, accel=accel)  # type: ignore[arg-type]  # fmt: skip
 
 
-@pytest.fixture
-def barmap_log_dir(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Path]:
-    yield tmp_path_factory.mktemp(request.node.name[:40])
+class SessionVM:
+    """The session's machine and the saved state each test restores."""
+
+    def __init__(self, vm: Machine, state: Path, restore: bool) -> None:
+        self.vm = vm
+        self.state = state
+        self.restore = restore
+        self.used = False
+        self.boot_seconds = vm.boot_seconds
+        self.save_seconds = 0.0
+        self.restore_seconds: list[float] = []
 
 
 @pytest.fixture(scope="session")
-def barmap_session_vm(
-    barmap_config: MachineConfig, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Machine]:
-    """One booted guest for the session, with the driver loaded."""
-    log_dir = tmp_path_factory.mktemp("barmap-session")
-    with Machine(barmap_config, log_dir=log_dir) as vm:
+def barmap_session(
+    request: pytest.FixtureRequest,
+    barmap_config: MachineConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[SessionVM]:
+    """One booted guest for the session, with the driver loaded and its state saved."""
+    work = tmp_path_factory.mktemp("barmap-session")
+    with Machine(barmap_config, log_dir=work) as vm:
         load_module(vm)
-        yield vm
+        session = SessionVM(vm, work / "booted.state",
+                            not request.config.getoption("--barmap-no-restore"))  # fmt: skip
+        if session.restore:
+            session.save_seconds = vm.save_state(session.state)
+        yield session
 
 
 @pytest.fixture
-def barmap_vm(barmap_session_vm: Machine) -> Iterator[Machine]:
-    """The session guest; the test fails if the guest kernel reports a failure meanwhile."""
-    barmap_session_vm.check_crash()
-    yield barmap_session_vm
-    barmap_session_vm.check_crash()
+def barmap_vm(barmap_session: SessionVM) -> Iterator[Machine]:
+    """A booted guest with the driver loaded, in the same state for every test.
+
+    The test fails if the guest kernel reports a failure (oops, WARNING...)
+    while it runs, even when its own commands succeeded.
+    """
+    vm = barmap_session.vm
+    if barmap_session.restore and (barmap_session.used or not vm.is_running()):
+        barmap_session.restore_seconds.append(vm.restore_state(barmap_session.state))
+    barmap_session.used = True
+    vm.check_crash()
+    yield vm
+    vm.check_crash()
+
+
+def _safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid)[-120:]
+
+
+def _collect(vm: Machine, dest: Path) -> dict[str, Path]:
+    """Console tail, dmesg and QMP events of ``vm`` into ``dest``; best effort on a dead VM."""
+    dest.mkdir(parents=True, exist_ok=True)
+    files = {"console": dest / "console.log"}
+    files["console"].write_text(vm.console_text())
+    if vm.is_running():
+        try:
+            dmesg = vm.run("dmesg", timeout=10).output
+            files["dmesg"] = dest / "dmesg.txt"
+            files["dmesg"].write_text(dmesg)
+        except BarmapError:
+            pass
+        try:
+            vm.qmp.poll_events()
+        except Exception:  # the monitor may be gone with QEMU
+            pass
+    try:
+        events = vm.qmp.events
+    except BarmapError:
+        events = []
+    files["qmp-events"] = dest / "qmp-events.json"
+    files["qmp-events"].write_text(json.dumps(events, indent=1))
+    return files
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -90,6 +150,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     vm = next((v for v in funcargs.values() if isinstance(v, Machine)), None)
     if vm is None:
         return
+    base = Path(item.config.getoption("--barmap-artifacts"))
+    files = _collect(vm, base / _safe_name(f"{item.nodeid}-{report.when}"))
     report.sections.append(("barmap console tail", vm.console_text()[-6000:]))
-    if vm.log_dir:
-        report.sections.append(("barmap console log", str(vm.console_log)))
+    if "dmesg" in files:
+        report.sections.append(("barmap dmesg", files["dmesg"].read_text()[-6000:]))
+    for name, path in files.items():
+        report.sections.append((f"barmap {name} file", str(path.resolve())))
+        report.user_properties.append((f"barmap_{name}", str(path.resolve())))

@@ -1,0 +1,151 @@
+"""Each way a run can go wrong ends in a typed, readable error in bounded time, no QEMU left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from barmap.accel import probe_kvm
+from barmap.config import MachineConfig
+from barmap.errors import ConsoleTimeout, GuestCrash, MachineDied, QEMUStartError
+from barmap.machine import Machine
+
+pytestmark = pytest.mark.guest
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purposes
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_guest_panic_is_reported_with_its_trace(
+    barmap_config: MachineConfig, tmp_path: Path
+) -> None:
+    start = time.monotonic()
+    with pytest.raises(GuestCrash) as info, Machine(barmap_config, log_dir=tmp_path) as vm:
+        pid = vm.pid
+        rundir = vm.rundir
+        vm.run("echo c > /proc/sysrq-trigger", timeout=60)
+    assert time.monotonic() - start < 90
+    err = info.value
+    assert err.marker == "panic"
+    assert "sysrq triggered crash" in str(err)
+    assert "Call Trace:" in err.excerpt
+    assert err.cmdline and err.log_path == str(tmp_path / "console.log")
+    assert pid is not None and not _alive(pid)
+    assert not rundir.exists()
+
+
+def test_guest_hang_times_out_with_the_console_tail(barmap_vm: Machine) -> None:
+    barmap_vm.qmp.cmd("stop")  # the guest's CPUs stop: nothing answers any more
+    start = time.monotonic()
+    with pytest.raises(ConsoleTimeout) as info:
+        barmap_vm.run("echo never", timeout=3)
+    assert 3 <= time.monotonic() - start < 10
+    assert info.value.command == "echo never"
+    assert info.value.timeout == 3
+    assert "init done" in info.value.console_tail or info.value.console_tail
+    barmap_vm.qmp.cmd("cont")
+
+
+def test_qemu_killed_from_outside_is_noticed(barmap_vm: Machine) -> None:
+    assert barmap_vm.pid is not None
+    os.kill(barmap_vm.pid, signal.SIGKILL)
+    start = time.monotonic()
+    with pytest.raises(MachineDied, match="QEMU exited"):
+        barmap_vm.run("true", timeout=30)
+    assert time.monotonic() - start < 5
+
+
+def test_bad_qemu_arguments_give_qemus_own_words(barmap_config: MachineConfig) -> None:
+    config = replace(barmap_config, extra_args=("-device", "no-such-device"))
+    start = time.monotonic()
+    with pytest.raises(QEMUStartError) as info, Machine(config):
+        pass
+    assert time.monotonic() - start < 15
+    assert "no-such-device" in info.value.message
+    assert "no-such-device" in info.value.stderr
+    assert "-device" in info.value.cmdline
+
+
+def test_bad_device_property_is_refused(barmap_config: MachineConfig) -> None:
+    from barmap.config import BarmapDevice
+
+    config = replace(barmap_config, devices=(BarmapDevice(props=(("size", "3000"),)),))
+    with pytest.raises(QEMUStartError, match="size"), Machine(config):
+        pass
+
+
+def test_kvm_probe_decides_quickly(barmap_config: MachineConfig) -> None:
+    start = time.monotonic()
+    result = probe_kvm(barmap_config.qemu, barmap_config.kernel, deadline=20)
+    assert time.monotonic() - start < 25
+    assert result.reason
+    if result.usable:
+        pytest.skip("KVM works on this host: the fallback is not exercised")
+    # forcing KVM where it does not work is a start error naming the cause...
+    with pytest.raises(QEMUStartError), Machine(replace(barmap_config, accel="kvm")):
+        pass
+    # ...and auto falls back to TCG
+    with Machine(replace(barmap_config, accel="auto", devices=())) as vm:
+        assert vm.accel == "tcg"
+
+
+def test_gdb_port_in_use_is_a_clear_error(barmap_config: MachineConfig) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        config = replace(barmap_config, gdb_port=port)
+        with pytest.raises(QEMUStartError) as info, Machine(config):
+            pass
+    assert str(port) in info.value.message or "gdb" in info.value.message.lower()
+
+
+_CHILD = textwrap.dedent("""
+    import sys, time
+    from barmap.config import MachineConfig
+    from barmap.machine import Machine
+    from pathlib import Path
+    config = MachineConfig(qemu=Path(sys.argv[1]), kernel=Path(sys.argv[2]),
+                           initrd=Path(sys.argv[3]), accel="tcg", devices=())
+    with Machine(config) as vm:
+        print("READY", vm.pid, vm.rundir, flush=True)
+        time.sleep(600)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
+def test_no_qemu_outlives_the_harness(barmap_config: MachineConfig, sig: signal.Signals) -> None:
+    """Ctrl-C, a terminated pytest, or a killed harness: QEMU and its files go too."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(barmap_config.qemu), str(barmap_config.kernel),
+         str(barmap_config.initrd)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert child.stdout is not None
+    line = child.stdout.readline().split()
+    assert line and line[0] == "READY", line
+    pid, rundir = int(line[1]), Path(line[2])
+    assert _alive(pid)
+    child.send_signal(sig)
+    child.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+    if sig != signal.SIGKILL:  # a killed process cannot clean up its directory
+        assert not rundir.exists()
