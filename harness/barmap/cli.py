@@ -24,6 +24,7 @@ EPILOG = """\
 examples:
   barmap demo                      boot, load the driver, check both mmap strategies
   barmap run --load                an interactive serial shell with the driver loaded
+  barmap ssh -- cat /proc/iomem    boot with SSH and run one command (no command: a session)
   barmap debug                     the same, stopped for gdb (prints the gdb command)
   barmap doctor                    what is built, cached and usable here
 """
@@ -148,6 +149,34 @@ def _gdb_hint(kernel: Path, port: int) -> str:
     )
 
 
+def cmd_ssh(args: argparse.Namespace) -> int:
+    """Boot with SSH; run COMMAND (exit with its status) or an interactive ssh session."""
+    config = _config(args, ssh=True)
+    log_dir = args.log_dir or _log_dir("ssh")
+    with Machine(config, log_dir=log_dir) as vm:
+        if args.load:
+            checks.load_module(vm)
+        session = vm.ssh()
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        if command:
+            status, out, err = session.exec(" ".join(command), timeout=args.timeout)
+            sys.stdout.write(out)
+            sys.stderr.write(err)
+            return status
+        keys = session.keys
+        known = vm.rundir / "known_hosts"
+        known.write_text(f"[127.0.0.1]:{vm.ssh_port} ssh-ed25519 {keys.host_public}\n")
+        print(
+            f"barmap: guest up in {vm.boot_seconds:.1f} s; ssh on 127.0.0.1:{vm.ssh_port}",
+            file=sys.stderr,
+        )
+        return subprocess.call([
+            "ssh", "-i", str(keys.client_key), "-p", str(vm.ssh_port),
+            "-o", f"UserKnownHostsFile={known}", "-o", "StrictHostKeyChecking=yes",
+            "-o", "IdentitiesOnly=yes", "root@127.0.0.1",
+        ])  # fmt: skip
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     target = {
         "all": "all",
@@ -213,6 +242,13 @@ def parser() -> argparse.ArgumentParser:
     _add_vm_options(r)
     r.add_argument("--load", action="store_true", help="insmod the barmap driver first")
     r.set_defaults(func=cmd_run)
+
+    sh = sub.add_parser("ssh", help="boot with SSH and run a command, or an ssh session")
+    _add_vm_options(sh)
+    sh.add_argument("--load", action="store_true", help="insmod the barmap driver first")
+    sh.add_argument("--timeout", type=float, default=300.0, help="command timeout, seconds")
+    sh.add_argument("command", nargs=argparse.REMAINDER, help="command to run in the guest")
+    sh.set_defaults(func=cmd_ssh)
 
     g = sub.add_parser("debug", help="like run, with the gdb stub and the guest stopped")
     _add_vm_options(g)

@@ -1,0 +1,83 @@
+"""The barmap command as a user runs it: demo, an interactive serial shell, ssh, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from barmap.config import MachineConfig
+
+pytestmark = pytest.mark.guest
+
+
+def _args(config: MachineConfig) -> list[str]:
+    return ["--qemu", str(config.qemu), "--kernel", str(config.kernel),
+            "--initrd", str(config.initrd), "--accel", config.accel]  # fmt: skip
+
+
+def _barmap(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "barmap", *args], capture_output=True,
+                          text=True, timeout=timeout)  # fmt: skip
+
+
+def test_demo_prints_a_passing_table(barmap_config: MachineConfig, tmp_path: Path) -> None:
+    proc = _barmap("demo", *_args(barmap_config), "--log-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.strip()}
+    for strategy in ("bar", "dma", "host-view"):
+        assert rows[strategy][-1] == "PASS"
+        assert int(rows[strategy][1]) > 0 and rows[strategy][2] == "0"
+    assert (tmp_path / "console.log").stat().st_size > 0
+
+
+def test_run_gives_an_interactive_serial_shell(
+    barmap_config: MachineConfig, tmp_path: Path
+) -> None:
+    child = pexpect.spawn(
+        sys.executable, ["-m", "barmap", "run", "--load", *_args(barmap_config),
+                         "--log-dir", str(tmp_path)],
+        encoding="utf-8", timeout=120,
+    )  # fmt: skip
+    try:
+        child.expect("Ctrl-\\] quits")
+        child.send("\r")
+        child.expect("barmap# ")
+        child.send("ls /dev/barmap0 && echo ANSWER-$((6*7))\r")
+        child.expect("ANSWER-42")
+        child.expect("barmap# ")
+        child.send("\x1d")
+        child.expect(pexpect.EOF, timeout=30)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
+    log = (tmp_path / "console.log").read_text(errors="replace")
+    assert "ANSWER-42" in log
+
+
+def test_ssh_runs_a_command_with_its_exit_status(barmap_config: MachineConfig) -> None:
+    proc = _barmap("ssh", *_args(barmap_config), "--", "uname -r; exit 7")
+    assert proc.returncode == 7, proc.stderr
+    assert proc.stdout.strip()
+
+
+def test_missing_artifact_is_one_readable_line(barmap_config: MachineConfig) -> None:
+    proc = _barmap("demo", "--qemu", "/nonexistent/qemu", "--accel", "tcg", timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "barmap: error: QEMU binary not found at /nonexistent/qemu: run `make qemu`"
+    ]
+
+
+def test_bad_argument_is_refused_by_the_parser() -> None:
+    proc = _barmap("demo", "--accel", "xen", timeout=60)
+    assert proc.returncode == 2
+    assert "invalid choice: 'xen'" in proc.stderr
+
+
+def test_doctor_reports_kvm_and_artifacts(barmap_config: MachineConfig) -> None:
+    proc = _barmap("doctor", timeout=120)
+    assert "KVM" in proc.stdout and "QEMU build" in proc.stdout
