@@ -17,6 +17,9 @@
  *    cdev and DMA buffers hold references on it, so it survives remove().
  *  - A DMA buffer is referenced by its slot in the open file and by every
  *    VMA mapping it; FREE of a mapped buffer fails with -EBUSY.
+ *  - MAP_PRIVATE is refused by testing VM_MAYSHARE, not VM_SHARED: mmap()
+ *    clears VM_SHARED for a MAP_SHARED mapping of an O_RDONLY file, which
+ *    must still work (read only).
  *  - remove() marks the device dead, zaps every user mapping of every open
  *    file (later accesses get SIGBUS) and drops the buffers' slots; buffers
  *    that are still mapped are freed when their last VMA goes away.
@@ -318,8 +321,8 @@ static int barmap_mmap(struct file *filp, struct vm_area_struct *vma)
 	down_read(&bdev->state_rw);
 	if (bdev->dead)
 		ret = -ENODEV;
-	else if (!(vma->vm_flags & VM_SHARED))
-		ret = -EINVAL;	/* a private COW copy of MMIO makes no sense */
+	else if (!(vma->vm_flags & VM_MAYSHARE))
+		ret = -EINVAL;	/* MAP_PRIVATE: a COW copy of MMIO is nonsense */
 	else if (id == BARMAP_MMAP_ID_BAR)
 		ret = barmap_mmap_bar(bf, vma, len);
 	else if (id == BARMAP_MMAP_ID_RESERVED)

@@ -177,6 +177,38 @@ def cmd_ssh(args: argparse.Namespace) -> int:
         ])  # fmt: skip
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Boot, snapshot and bandwidth figures as JSON: measured, never asserted."""
+    config = _config(args)
+    log_dir = args.log_dir or _log_dir("bench")
+    t0 = time.monotonic()
+    with Machine(config, log_dir=log_dir) as vm:
+        start_seconds = time.monotonic() - t0
+        checks.load_module(vm)
+        state = vm.rundir / "bench.state"
+        save = vm.save_state(state)
+        restores = [vm.restore_state(state) for _ in range(args.repeat)]
+        output = vm.run("barmap-check bench --json", timeout=600, check=True).output
+        bandwidth = json.loads(output)  # the tool's --json output is one array
+        vm.check_crash()
+        result = {
+            "accel": vm.accel,
+            "qemu": str(config.qemu),
+            "kernel": str(config.kernel),
+            "start_to_shell_seconds": round(start_seconds, 3),
+            "boot_to_shell_seconds": round(vm.boot_seconds, 3),
+            "snapshot_save_seconds": round(save, 3),
+            "snapshot_restore_seconds": [round(r, 3) for r in restores],
+            "bandwidth": bandwidth,
+        }
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(text + "\n")
+    print(text)
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     target = {
         "all": "all",
@@ -255,6 +287,12 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--load", action="store_true", help="insmod the barmap driver first")
     g.add_argument("--gdb-port", type=int, default=1234, help="gdb stub port (default 1234)")
     g.set_defaults(func=lambda a: cmd_run(a, debug=True))
+
+    be = sub.add_parser("bench", help="boot, snapshot-restore and bandwidth figures (JSON)")
+    _add_vm_options(be)
+    be.add_argument("--json", type=Path, help="also write the JSON to this file")
+    be.add_argument("--repeat", type=int, default=5, help="snapshot restores to time")
+    be.set_defaults(func=cmd_bench)
 
     doc = sub.add_parser("doctor", help="what is installed, cached and usable")
     doc.add_argument("--suite", help="kernel suite (default: bookworm)")
