@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -245,6 +246,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     else:
         rows.append(("KVM", "unknown", "needs the QEMU build and kernel to probe"))
     rows.append(("cache", "ok", str(cache_dir())))
+    for port, use in ((1234, "gdb stub (barmap debug)"),):
+        with socket.socket() as s:
+            free = s.connect_ex(("127.0.0.1", port)) != 0
+        rows.append((f"port {port}", "free" if free else "IN USE", use))
+    rows.append(("ssh/console ports", "ok", "chosen free at each start; sockets are private"))
     print(table(("what", "state", "detail"), rows))
     return 0 if all(r[1] != "MISSING" for r in rows[:3]) else 1
 

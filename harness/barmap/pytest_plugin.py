@@ -127,10 +127,12 @@ def _collect(vm: Machine, dest: Path) -> dict[str, Path]:
             files["dmesg"].write_text(dmesg)
         except BarmapError:
             pass
-        try:
-            vm.qmp.poll_events()
-        except Exception:  # the monitor may be gone with QEMU
-            pass
+        for name, command in (("info-pci", "info pci"), ("info-mtree", "info mtree -f")):
+            try:
+                files[name] = dest / f"{name}.txt"
+                files[name].write_text(vm.qmp.hmp(command))
+            except Exception:  # the monitor may be gone with QEMU
+                files.pop(name, None)
     try:
         events = vm.qmp.events
     except BarmapError:

@@ -70,6 +70,10 @@ class Monitor:
     def qom_set(self, path: str, prop: str, value: Any) -> None:
         self.cmd("qom-set", path=path, property=prop, value=value)
 
+    def set_fault(self, qdev_id: str, fault: str, on: bool = True) -> None:
+        """Flip a barmap fault mode (``all-ones``, ``no-decode``, ``dma-error``, ``irq-lost``)."""
+        self.qom_set(f"/machine/peripheral/{qdev_id}", f"fault-{fault}", on)
+
     def device_add(self, driver: str, qdev_id: str, **props: Any) -> None:
         self.cmd("device_add", driver=driver, id=qdev_id, **props)
 

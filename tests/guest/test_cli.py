@@ -81,3 +81,38 @@ def test_bad_argument_is_refused_by_the_parser() -> None:
 def test_doctor_reports_kvm_and_artifacts(barmap_config: MachineConfig) -> None:
     proc = _barmap("doctor", timeout=120)
     assert "KVM" in proc.stdout and "QEMU build" in proc.stdout
+
+
+def test_debug_stops_for_gdb_then_boots(barmap_config: MachineConfig, tmp_path: Path) -> None:
+    import shutil
+    import socket
+
+    if shutil.which("gdb") is None:
+        pytest.skip("gdb is not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    child = pexpect.spawn(
+        sys.executable, ["-m", "barmap", "debug", "--gdb-port", str(port), *_args(barmap_config),
+                         "--log-dir", str(tmp_path)],
+        encoding="utf-8", timeout=120,
+    )  # fmt: skip
+    try:
+        child.expect(f"target remote 127.0.0.1:{port}")
+        child.expect("press Enter here")
+        gdb = subprocess.run(
+            ["gdb", "-batch", "-nx", "-ex", "set architecture i386:x86-64",
+             "-ex", f"target remote 127.0.0.1:{port}", "-ex", "info registers rip",
+             "-ex", "detach"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert "rip" in gdb.stdout, gdb.stdout + gdb.stderr
+        child.send("\r")
+        child.expect("Ctrl-\\] quits")
+        child.send("\r")
+        child.expect("barmap# ")
+        child.send("\x1d")
+        child.expect(pexpect.EOF, timeout=30)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 0
