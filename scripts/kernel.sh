@@ -63,15 +63,52 @@ for link in "$kdir"/scripts "$kdir"/tools "$root"/usr/src/linux-headers-*-common
 	/*) ln -sfn "$base/root$target" "$link" ;;
 	esac
 done
+
+# The kbuild host programs (modpost, objtool, ...) of a newer release may need
+# a newer glibc than this host has (Debian 13's need 2.38, Debian 12 has 2.36).
+# Then that release's C library is unpacked beside them and each such program
+# is run through its dynamic loader by a small wrapper.
+glibc_of() { objdump -T "$1" 2>/dev/null | grep -o 'GLIBC_2\.[0-9]*' | sort -uV | tail -n1; }
+host_glibc=GLIBC_$(ldd --version | awk 'NR==1{print $NF}')
+newer=()
+while IFS= read -r -d '' f; do
+	head -c4 "$f" | grep -q ELF || continue
+	need=$(glibc_of "$f")
+	[ -n "$need" ] || continue
+	[ "$(printf '%s\n%s\n' "$need" "$host_glibc" | sort -V | tail -n1)" = "$host_glibc" ] && continue
+	newer+=("$f")
+done < <(find "$root"/usr/lib/linux-kbuild-* -type f -perm -u+x -print0)
+if [ ${#newer[@]} -gt 0 ]; then
+	say "${#newer[@]} kbuild programs need a newer glibc than $host_glibc: using $suite's"
+	# shellcheck disable=SC2086
+	(cd "$base/debs" && apt-get $opts -q download libc6 libelf1t64 zlib1g libzstd1 >/dev/null)
+	mkdir -p "$root/hostlibs"
+	for deb in "$base"/debs/libc6_*.deb "$base"/debs/libelf*.deb "$base"/debs/zlib1g_*.deb \
+		"$base"/debs/libzstd1_*.deb; do
+		dpkg-deb -x "$deb" "$root/hostlibs"
+	done
+	libs="$base/root/hostlibs/usr/lib/x86_64-linux-gnu:$base/root/hostlibs/lib/x86_64-linux-gnu"
+	for f in "${newer[@]}"; do
+		mv "$f" "$f.glibc-bin"
+		real=${f#"$root"}
+		cat >"$f" <<EOW
+#!/bin/sh
+exec $base/root/hostlibs/usr/lib64/ld-linux-x86-64.so.2 --library-path $libs $base/root$real.glibc-bin "\$@"
+EOW
+		chmod +x "$f"
+	done
+fi
 rm -rf "$base/root" "$base/debs"
 mv "$root" "$base/root"
 root=$base/root
 vmlinuz=$(ls "$root"/boot/vmlinuz-"$kver")
+moddir=$root/lib/modules/$kver
+[ -d "$moddir" ] || moddir=$root/usr/lib/modules/$kver # merged /usr (Debian 13)
 cat >"$env" <<EOV
 KVER=$kver
 VMLINUZ=$vmlinuz
 KDIR=$root/usr/src/linux-headers-$kver
-MODDIR=$root/lib/modules/$kver
+MODDIR=$moddir
 EOV
 say "unpacked into $root"
 cat "$env"
