@@ -36,8 +36,9 @@ class ConsoleDrain(threading.Thread):
         self.read_fd = rfd
         self._write_fd = wfd
         self._lock = threading.Lock()
-        self._text = ""
-        self._scan_from = 0
+        self._chunks: list[str] = []
+        self._window = ""  # the unscanned tail, with some overlap for split markers
+        self._crash_text: list[str] = []  # the text from the first marker on
         self.crash: CrashReport | None = None
         self.crash_event = threading.Event()
         self.eof = threading.Event()
@@ -64,28 +65,32 @@ class ConsoleDrain(threading.Thread):
 
     def _keep(self, text: str) -> None:
         with self._lock:
-            self._text += text
+            self._chunks.append(text)
             if self.crash is not None:
+                self._crash_text.append(text)
                 return
-            window = self._text[max(0, self._scan_from - 200) :]
-            if ANY_MARKER.search(window):
-                self.crash = find_crash(window)
+            self._window = self._window[-200:] + text
+            if ANY_MARKER.search(self._window):
+                self.crash = find_crash(self._window)
+                self._crash_text = [self._window]
                 self.crash_event.set()
-            else:
-                self._scan_from = len(self._text)
 
     def text(self) -> str:
+        """Everything the console said so far."""
         with self._lock:
-            return self._text
+            if len(self._chunks) > 1:
+                self._chunks = ["".join(self._chunks)]
+            return self._chunks[0] if self._chunks else ""
 
     def tail(self, chars: int = 4000) -> str:
         return _ANSI.sub("", self.text()[-chars:])
 
     def crash_report(self) -> CrashReport | None:
-        """The first failure report, re-read from the full text so its excerpt is complete."""
-        if self.crash is None:
-            return None
-        return find_crash(self.text()[max(0, self._scan_from - 200) :]) or self.crash
+        """The first failure report, with the lines that arrived after its first marker."""
+        with self._lock:
+            if self.crash is None:
+                return None
+            return find_crash("".join(self._crash_text)) or self.crash
 
 
 class Console:

@@ -48,7 +48,7 @@ class CrashReport:
 
 def find_crash(text: str, context_lines: int = 40) -> CrashReport | None:
     """The first failure report in ``text`` with up to ``context_lines`` after it, or None."""
-    first: tuple[int, str] | None = None
+    first: tuple[int, str] | None = None  # (start of the line, kind)
     for kind, regex in _COMPILED:
         m = regex.search(text)
         if m is None:
@@ -59,8 +59,7 @@ def find_crash(text: str, context_lines: int = 40) -> CrashReport | None:
     if first is None:
         return None
     line_start, kind = first
-    start = line_start
-    line_end = text.find("\n", start)
-    line = text[line_start : line_end if line_end >= 0 else len(text)].strip()
     lines = text[line_start:].splitlines()
-    return CrashReport(kind=kind, line=line, excerpt="\n".join(lines[: context_lines + 1]))
+    return CrashReport(
+        kind=kind, line=lines[0].strip(), excerpt="\n".join(lines[: context_lines + 1])
+    )
