@@ -60,6 +60,23 @@ def _die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+# Every QEMU this process started, for the test suite's leak check.
+STARTED_PIDS: set[int] = set()
+
+
+def leftover_qemu_pids() -> list[int]:
+    """QEMU processes this process started that are still running (not zombies)."""
+    alive = []
+    for pid in sorted(STARTED_PIDS):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
 @dataclass(frozen=True)
 class CommandResult:
     status: int
@@ -195,6 +212,7 @@ class Machine:
                 stderr=stderr,
                 preexec_fn=_die_with_parent,
             )
+        STARTED_PIDS.add(self._proc.pid)
         try:
             self._console_sock = self._accept(listener)
         finally:

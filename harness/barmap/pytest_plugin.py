@@ -22,7 +22,7 @@ from barmap.artifacts import Artifacts, find_artifacts
 from barmap.checks import load_module
 from barmap.config import ACCELS, MachineConfig
 from barmap.errors import BarmapError, ConfigError
-from barmap.machine import Machine
+from barmap.machine import Machine, leftover_qemu_pids
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -160,3 +160,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     for name, path in files.items():
         report.sections.append((f"barmap {name} file", str(path.resolve())))
         report.user_properties.append((f"barmap_{name}", str(path.resolve())))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No QEMU started by this test process may outlive the suite."""
+    import signal
+
+    left = leftover_qemu_pids()
+    if not left:
+        return
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    message = f"barmap: QEMU processes left running after the suite (killed now): {left}"
+    if reporter is not None:
+        reporter.write_line(message, red=True)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

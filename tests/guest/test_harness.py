@@ -1,0 +1,82 @@
+"""Harness features on a real guest: SSH transfer and module reload, snapshots, QMP views."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from barmap import checks
+from barmap.config import MachineConfig
+from barmap.machine import Machine
+
+pytestmark = pytest.mark.guest
+
+
+def test_ssh_pushes_a_rebuilt_module_and_reloads_it(
+    barmap_config: MachineConfig, tmp_path: Path
+) -> None:
+    module = barmap_config.initrd.parent / "barmap.ko"
+    if not module.is_file():
+        pytest.skip(f"no built module beside the initramfs ({module})")
+    with Machine(replace(barmap_config, ssh=True), log_dir=tmp_path) as vm:
+        checks.load_module(vm)
+        ssh = vm.ssh()
+        ssh.put(module, "/tmp/barmap-new.ko")
+        assert ssh.get("/tmp/barmap-new.ko") == module.read_bytes()
+        status, _, err = ssh.exec(
+            "rmmod barmap && insmod /tmp/barmap-new.ko && test -c /dev/barmap0"
+        )
+        assert status == 0, err
+        status, out, _ = ssh.exec("barmap-check --strategy bar --sizes page")
+        assert status == 0 and "verdict=PASS" in out
+        status, _, _ = ssh.exec("exit 3")
+        assert status == 3
+
+
+def test_restore_undoes_guest_changes_quickly(barmap_vm: Machine, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    barmap_vm.run("echo kept > /tmp/mark", check=True)
+    saved = barmap_vm.save_state(state)
+    barmap_vm.run("echo changed > /tmp/mark; rmmod barmap", check=True)
+    restored = barmap_vm.restore_state(state)
+    assert barmap_vm.run("cat /tmp/mark", check=True).output.strip() == "kept"
+    assert barmap_vm.run("test -c /dev/barmap0").status == 0  # the module is back
+    assert saved > 0 and restored > 0
+    assert restored < barmap_vm.boot_seconds or restored < 5
+
+
+def test_restore_keeps_bar_contents(barmap_vm: Machine, tmp_path: Path) -> None:
+    seed = 0x0BADCAFE
+    assert checks.run_tool(barmap_vm, "bar", seed=seed).passed
+    state = tmp_path / "state"
+    barmap_vm.save_state(state)
+    assert checks.run_tool(barmap_vm, "bar", seed=seed ^ 1).passed  # overwrite
+    barmap_vm.restore_state(state)
+    assert checks.host_view_check(barmap_vm, seed=seed).passed
+
+
+def test_qmp_views_for_diagnosis(barmap_vm: Machine) -> None:
+    pci = barmap_vm.qmp.hmp("info pci")
+    assert "1234:ba12" in pci.lower()
+    addr, size = barmap_vm.qmp.barmap_bar("barmap0")
+    mtree = barmap_vm.qmp.hmp("info mtree -f")
+    assert f"{addr:016x}" in mtree
+    assert size == 16 << 20
+
+
+def test_a_kernel_report_fails_a_command_that_passed(
+    barmap_config: MachineConfig, tmp_path: Path
+) -> None:
+    from barmap.errors import GuestCrash
+
+    with Machine(barmap_config, log_dir=tmp_path) as vm:
+        # sysrq 't' dumps every task with its "Call Trace:" (a failure marker), harmlessly
+        start = time.monotonic()
+        with pytest.raises(GuestCrash) as info:
+            vm.run("echo 8 > /proc/sys/kernel/printk; echo t > /proc/sysrq-trigger")
+        assert time.monotonic() - start < 30
+        assert info.value.marker == "call-trace"
+        assert "Call Trace:" in info.value.excerpt
