@@ -16,14 +16,19 @@
 #error "include qemu/osdep.h before barmap-compat.h"
 #endif
 
+/* True when building against QEMU maj.min or later. */
+#define BARMAP_QEMU_AT_LEAST(maj, min)                                      \
+    (QEMU_VERSION_MAJOR > (maj) ||                                          \
+     (QEMU_VERSION_MAJOR == (maj) && QEMU_VERSION_MINOR >= (min)))
+
 /* 8.0 split struct PCIDevice out of hw/pci/pci.h into hw/pci/pci_device.h. */
 #include "hw/pci/pci.h"
-#if QEMU_VERSION_MAJOR >= 8
+#if BARMAP_QEMU_AT_LEAST(8, 0)
 #include "hw/pci/pci_device.h"
 #endif
 
-/* 9.x/10.0 renamed include/sysemu to include/system. */
-#if QEMU_VERSION_MAJOR >= 10
+/* 10.0 renamed include/sysemu to include/system. */
+#if BARMAP_QEMU_AT_LEAST(10, 0)
 #include "system/hostmem.h"
 #include "system/dma.h"
 #else
@@ -36,11 +41,12 @@
  * array itself) and wants the array const; 7.2 needs the terminator and a
  * mutable array.
  */
-#if QEMU_VERSION_MAJOR >= 10
+#if BARMAP_QEMU_AT_LEAST(10, 0)
 #define BARMAP_PROPS_CONST const
 #define BARMAP_PROPS_END
 #else
 #define BARMAP_PROPS_CONST
+/* an array element: cannot be parenthesized (checkpatch false positive) */
 #define BARMAP_PROPS_END DEFINE_PROP_END_OF_LIST(),
 #endif
 
@@ -48,14 +54,14 @@
  * 10.1 made the class_init data pointer const; 7.2 and 10.0 pass void *.
  * Use: static void x_class_init(ObjectClass *klass, BARMAP_CLASS_DATA data)
  */
-#if QEMU_VERSION_MAJOR > 10 || (QEMU_VERSION_MAJOR == 10 && QEMU_VERSION_MINOR >= 1)
+#if BARMAP_QEMU_AT_LEAST(10, 1)
 #define BARMAP_CLASS_DATA const void *
 #else
 #define BARMAP_CLASS_DATA void *
 #endif
 
-/* 9.1 replaced DeviceClass::reset with device_class_set_legacy_reset(). */
-#if QEMU_VERSION_MAJOR >= 10 || (QEMU_VERSION_MAJOR == 9 && QEMU_VERSION_MINOR >= 1)
+/* 9.2 replaced DeviceClass::reset with device_class_set_legacy_reset(). */
+#if BARMAP_QEMU_AT_LEAST(9, 2)
 #define barmap_set_reset(dc, fn) device_class_set_legacy_reset((dc), (fn))
 #else
 #define barmap_set_reset(dc, fn) ((dc)->reset = (fn))

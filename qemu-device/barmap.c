@@ -1,2 +1,773 @@
-/* placeholder */
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * barmap: a PCI device for testing how drivers map device memory into
+ * userspace (remap_pfn_range vs dma_mmap_coherent).
+ *
+ *   BAR0  4 KiB MMIO registers (include/barmap_regs.h, docs/device.md)
+ *   BAR2  64-bit prefetchable RAM of `size` bytes, or a memory backend
+ *         (`memdev=`) so the host sees the very bytes the guest sees
+ *
+ * plus a DMA engine (guest memory <-> BAR2, through pci_dma_* so a vIOMMU
+ * applies), INTx and MSI, and fault injection (BAR2 reads all-ones, BAR2
+ * not decoded, DMA errors, lost interrupts) settable from the guest through
+ * the FAULT register and from the host through the fault-* QOM properties.
+ *
+ * In the style of hw/misc/edu.c and hw/misc/ivshmem.c.  Unlike edu, no guest
+ * value can abort QEMU: every bad access is logged (LOG_GUEST_ERROR) and
+ * dropped, every bad DMA request is refused with an error code.
+ */
+
 #include "qemu/osdep.h"
+#include "barmap-compat.h"
+#include "qemu/units.h"
+#include "qemu/bitops.h"
+#include "qemu/host-utils.h"
+#include "qemu/log.h"
+#include "qemu/module.h"
+#include "qemu/timer.h"
+#include "qapi/error.h"
+#include "qom/object.h"
+#include "hw/pci/msi.h"
+#include "hw/qdev-properties.h"
+#include "migration/vmstate.h"
+#include "trace.h"
+#include "barmap_regs.h"
+
+#define TYPE_BARMAP "barmap"
+OBJECT_DECLARE_SIMPLE_TYPE(BarmapState, BARMAP)
+
+/* Default delay between DMA START and the transfer (virtual clock). */
+#define BARMAP_DMA_DELAY_NS_DEFAULT 10000
+
+struct BarmapState {
+    PCIDevice pdev;
+
+    MemoryRegion mmio;          /* BAR0 */
+    MemoryRegion bar2;          /* BAR2: a container ... */
+    MemoryRegion ram;           /* ... holding our own RAM, */
+    MemoryRegion *mem;          /* or the memdev's region: what BAR2 holds */
+    MemoryRegion ones;          /* FAULT_ALL_ONES overlay, priority 1 */
+    QEMUTimer dma_timer;
+
+    /* properties */
+    uint64_t mem_size;          /* effective BAR2 size after realize */
+    uint64_t dma_mask;
+    uint32_t dma_delay_ns;
+    HostMemoryBackend *hostmem;
+    bool has_msi;
+
+    /* registers */
+    uint32_t scratch;
+    uint64_t dma_bus;
+    uint64_t dma_off;
+    uint32_t dma_len;
+    uint32_t dma_status;
+    uint32_t irq_status;
+    uint32_t irq_mask;
+    uint32_t fault;
+
+    /* the transfer that is running, latched at START */
+    uint64_t cur_bus;
+    uint64_t cur_off;
+    uint32_t cur_len;
+    uint32_t cur_cmd;
+
+    bool irq_pending;           /* (irq_status & irq_mask) != 0, last seen */
+};
+
+/* Interrupts */
+
+static void barmap_update_irq(BarmapState *s)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    bool pending = (s->irq_status & s->irq_mask) != 0;
+    bool lost = s->fault & BARMAP_FAULT_IRQ_LOST;
+    bool msi = s->has_msi && msi_enabled(pdev);
+
+    trace_barmap_irq_update(s->irq_status, s->irq_mask, pending, msi, lost);
+    if (msi) {
+        pci_set_irq(pdev, 0);
+        if (pending && !s->irq_pending && !lost) {
+            trace_barmap_irq_msi();
+            msi_notify(pdev, 0);
+        }
+    } else {
+        pci_set_irq(pdev, pending && !lost);
+    }
+    s->irq_pending = pending;
+}
+
+static void barmap_raise_irq(BarmapState *s, uint32_t bits)
+{
+    s->irq_status |= bits & BARMAP_IRQ_ALL;
+    barmap_update_irq(s);
+}
+
+/* Faults */
+
+static void barmap_apply_fault(BarmapState *s)
+{
+    memory_region_transaction_begin();
+    memory_region_set_enabled(&s->ones, s->fault & BARMAP_FAULT_ALL_ONES);
+    memory_region_set_enabled(s->mem, !(s->fault & BARMAP_FAULT_NO_DECODE));
+    memory_region_transaction_commit();
+    barmap_update_irq(s);
+}
+
+static void barmap_set_fault(BarmapState *s, uint32_t fault)
+{
+    fault &= BARMAP_FAULT_ALL;
+    trace_barmap_fault(s->fault, fault);
+    s->fault = fault;
+    if (DEVICE(s)->realized) {
+        barmap_apply_fault(s);
+    }
+}
+
+/* DMA */
+
+static bool barmap_bus_master(BarmapState *s)
+{
+    return pci_get_word(s->pdev.config + PCI_COMMAND) & PCI_COMMAND_MASTER;
+}
+
+static void barmap_dma_finish(BarmapState *s, uint32_t cmd, uint32_t err,
+                              bool keep_busy)
+{
+    uint32_t busy = keep_busy ? (s->dma_status & BARMAP_DMA_STATUS_BUSY) : 0;
+
+    if (err == BARMAP_DMA_ERR_NONE) {
+        s->dma_status = BARMAP_DMA_STATUS_DONE;
+    } else {
+        s->dma_status = busy | BARMAP_DMA_STATUS_ERROR |
+                        (err << BARMAP_DMA_STATUS_ERR_SHIFT);
+    }
+    if (cmd & BARMAP_DMA_CMD_IRQ) {
+        barmap_raise_irq(s, err ? BARMAP_IRQ_DMA_ERROR : BARMAP_IRQ_DMA_DONE);
+    }
+}
+
+/*
+ * Validate a request.  The order is the documented one: the first failing
+ * check gives the error code.  Nothing here touches memory.
+ */
+static uint32_t barmap_dma_check(BarmapState *s, uint64_t bus, uint64_t off,
+                                 uint64_t len)
+{
+    uint64_t last;
+
+    if (len == 0 || len > BARMAP_DMA_MAX_LEN) {
+        return BARMAP_DMA_ERR_LEN;
+    }
+    if (off >= s->mem_size || len > s->mem_size - off) {
+        return BARMAP_DMA_ERR_RANGE;
+    }
+    last = bus + (len - 1);
+    if (last < bus || (bus & ~s->dma_mask) || (last & ~s->dma_mask)) {
+        return BARMAP_DMA_ERR_MASK;
+    }
+    if (!barmap_bus_master(s)) {
+        return BARMAP_DMA_ERR_NO_MASTER;
+    }
+    if (s->fault & BARMAP_FAULT_DMA_ERROR) {
+        return BARMAP_DMA_ERR_INJECTED;
+    }
+    return BARMAP_DMA_ERR_NONE;
+}
+
+static void barmap_dma_start(BarmapState *s, uint32_t cmd)
+{
+    uint32_t err;
+
+    trace_barmap_dma_start(s->dma_bus, s->dma_off, s->dma_len, cmd);
+    if (s->dma_status & BARMAP_DMA_STATUS_BUSY) {
+        /* Refuse, but leave the running transfer alone. */
+        trace_barmap_dma_error(s->dma_bus, s->dma_off, s->dma_len, cmd,
+                               BARMAP_DMA_ERR_BUSY);
+        barmap_dma_finish(s, cmd, BARMAP_DMA_ERR_BUSY, true);
+        return;
+    }
+    err = barmap_dma_check(s, s->dma_bus, s->dma_off, s->dma_len);
+    if (err) {
+        trace_barmap_dma_error(s->dma_bus, s->dma_off, s->dma_len, cmd, err);
+        barmap_dma_finish(s, cmd, err, false);
+        return;
+    }
+    s->cur_bus = s->dma_bus;
+    s->cur_off = s->dma_off;
+    s->cur_len = s->dma_len;
+    s->cur_cmd = cmd;
+    s->dma_status = BARMAP_DMA_STATUS_BUSY;
+    timer_mod(&s->dma_timer,
+              qemu_clock_get_ns(QEMU_CLOCK_VIRTUAL) + s->dma_delay_ns);
+}
+
+/*
+ * The transfer itself, from the timer.  Everything is checked again (the
+ * guest may have dropped bus mastering or the host injected a fault in
+ * between) and the whole bus range is checked with dma_memory_valid() before
+ * a byte moves, so a refused transfer copies nothing.  The copy goes
+ * through a bounce buffer; BAR2 is only touched inside [off, off + len).
+ */
+static void barmap_dma_run(void *opaque)
+{
+    BarmapState *s = opaque;
+    PCIDevice *pdev = PCI_DEVICE(s);
+    AddressSpace *as = pci_get_address_space(pdev);
+    uint64_t bus = s->cur_bus, off = s->cur_off;
+    uint32_t len = s->cur_len, cmd = s->cur_cmd;
+    bool from_dev = cmd & BARMAP_DMA_CMD_FROM_DEV;
+    DMADirection dir = from_dev ? DMA_DIRECTION_FROM_DEVICE
+                                : DMA_DIRECTION_TO_DEVICE;
+    uint32_t err;
+    uint8_t *ram, *buf;
+
+    if (!(s->dma_status & BARMAP_DMA_STATUS_BUSY)) {
+        return;
+    }
+    err = barmap_dma_check(s, bus, off, len);
+    if (!err && !dma_memory_valid(as, bus, len, dir, MEMTXATTRS_UNSPECIFIED)) {
+        err = BARMAP_DMA_ERR_BUS;
+    }
+    if (!err) {
+        ram = memory_region_get_ram_ptr(s->mem);
+        buf = g_malloc(len);
+        if (from_dev) {
+            memcpy(buf, ram + off, len);
+            if (pci_dma_write(pdev, bus, buf, len) != MEMTX_OK) {
+                err = BARMAP_DMA_ERR_BUS;
+            }
+        } else if (pci_dma_read(pdev, bus, buf, len) != MEMTX_OK) {
+            err = BARMAP_DMA_ERR_BUS;
+        } else {
+            memcpy(ram + off, buf, len);
+            memory_region_set_dirty(s->mem, off, len);
+        }
+        g_free(buf);
+    }
+    if (err) {
+        trace_barmap_dma_error(bus, off, len, cmd, err);
+    } else {
+        trace_barmap_dma_done(bus, off, len, cmd);
+    }
+    barmap_dma_finish(s, cmd, err, false);
+}
+
+/* BAR0 */
+
+static uint32_t barmap_caps(BarmapState *s)
+{
+    return BARMAP_CAP_DMA | BARMAP_CAP_INTX | BARMAP_CAP_FAULT |
+           (s->has_msi ? BARMAP_CAP_MSI : 0) |
+           (s->hostmem ? BARMAP_CAP_MEMDEV : 0);
+}
+
+static uint32_t barmap_status(BarmapState *s)
+{
+    uint32_t st = 0;
+
+    if (!(s->fault & BARMAP_FAULT_NO_DECODE)) {
+        st |= BARMAP_STATUS_MEM_DECODED;
+    }
+    if (s->dma_status & BARMAP_DMA_STATUS_BUSY) {
+        st |= BARMAP_STATUS_DMA_BUSY;
+    }
+    if (s->has_msi && msi_enabled(PCI_DEVICE(s))) {
+        st |= BARMAP_STATUS_MSI_ENABLED;
+    }
+    return st;
+}
+
+static uint32_t barmap_reg_read(BarmapState *s, hwaddr addr, bool *known)
+{
+    *known = true;
+    switch (addr) {
+    case BARMAP_REG_ID:
+        return BARMAP_ID_MAGIC;
+    case BARMAP_REG_VERSION:
+        return BARMAP_VERSION;
+    case BARMAP_REG_CAPS:
+        return barmap_caps(s);
+    case BARMAP_REG_SCRATCH:
+        return s->scratch;
+    case BARMAP_REG_MEM_SIZE_LO:
+        return (uint32_t)s->mem_size;
+    case BARMAP_REG_MEM_SIZE_HI:
+        return (uint32_t)(s->mem_size >> 32);
+    case BARMAP_REG_STATUS:
+        return barmap_status(s);
+    case BARMAP_REG_DMA_BUS_LO:
+        return (uint32_t)s->dma_bus;
+    case BARMAP_REG_DMA_BUS_HI:
+        return (uint32_t)(s->dma_bus >> 32);
+    case BARMAP_REG_DMA_OFF_LO:
+        return (uint32_t)s->dma_off;
+    case BARMAP_REG_DMA_OFF_HI:
+        return (uint32_t)(s->dma_off >> 32);
+    case BARMAP_REG_DMA_LEN:
+        return s->dma_len;
+    case BARMAP_REG_DMA_CMD:
+    case BARMAP_REG_IRQ_RAISE:
+    case BARMAP_REG_IRQ_ACK:
+        return 0;
+    case BARMAP_REG_DMA_STATUS:
+        return s->dma_status;
+    case BARMAP_REG_IRQ_STATUS:
+        return s->irq_status;
+    case BARMAP_REG_IRQ_MASK:
+        return s->irq_mask;
+    case BARMAP_REG_FAULT:
+        return s->fault;
+    default:
+        *known = false;
+        return 0;
+    }
+}
+
+static void barmap_reg_write(BarmapState *s, hwaddr addr, uint32_t val)
+{
+    switch (addr) {
+    case BARMAP_REG_SCRATCH:
+        s->scratch = val;
+        break;
+    case BARMAP_REG_DMA_BUS_LO:
+        s->dma_bus = deposit64(s->dma_bus, 0, 32, val);
+        break;
+    case BARMAP_REG_DMA_BUS_HI:
+        s->dma_bus = deposit64(s->dma_bus, 32, 32, val);
+        break;
+    case BARMAP_REG_DMA_OFF_LO:
+        s->dma_off = deposit64(s->dma_off, 0, 32, val);
+        break;
+    case BARMAP_REG_DMA_OFF_HI:
+        s->dma_off = deposit64(s->dma_off, 32, 32, val);
+        break;
+    case BARMAP_REG_DMA_LEN:
+        s->dma_len = val;
+        break;
+    case BARMAP_REG_DMA_CMD:
+        if (val & BARMAP_DMA_CMD_START) {
+            barmap_dma_start(s, val);
+        }
+        break;
+    case BARMAP_REG_IRQ_RAISE:
+        barmap_raise_irq(s, val & BARMAP_IRQ_ALL);
+        break;
+    case BARMAP_REG_IRQ_ACK:
+        s->irq_status &= ~val;
+        barmap_update_irq(s);
+        break;
+    case BARMAP_REG_IRQ_MASK:
+        s->irq_mask = val & BARMAP_IRQ_ALL;
+        barmap_update_irq(s);
+        break;
+    case BARMAP_REG_FAULT:
+        barmap_set_fault(s, val);
+        break;
+    case BARMAP_REG_ID:
+    case BARMAP_REG_VERSION:
+    case BARMAP_REG_CAPS:
+    case BARMAP_REG_MEM_SIZE_LO:
+    case BARMAP_REG_MEM_SIZE_HI:
+    case BARMAP_REG_STATUS:
+    case BARMAP_REG_DMA_STATUS:
+    case BARMAP_REG_IRQ_STATUS:
+        trace_barmap_mmio_bad("write to read-only register", addr, 4, val);
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "barmap: write 0x%x to read-only register 0x%" HWADDR_PRIx
+                      " ignored\n", val, addr);
+        break;
+    default:
+        trace_barmap_mmio_bad("write to unknown register", addr, 4, val);
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "barmap: write 0x%x to unknown register 0x%" HWADDR_PRIx
+                      " ignored\n", val, addr);
+        break;
+    }
+}
+
+/*
+ * The memory core hands us naturally aligned accesses of 1, 2, 4 or 8 bytes
+ * (valid.unaligned is false).  4 bytes is a register; 8 bytes is the two
+ * registers at addr (low half, first) and addr + 4 (high half, second); a
+ * 1- or 2-byte read returns those bytes of the register that holds them, a
+ * 1- or 2-byte write is dropped (no register takes a partial write).
+ */
+static uint64_t barmap_mmio_read(void *opaque, hwaddr addr, unsigned size)
+{
+    BarmapState *s = opaque;
+    uint64_t val;
+    bool known, known_hi = true;
+
+    switch (size) {
+    case 8:
+        val = barmap_reg_read(s, addr, &known);
+        val |= (uint64_t)barmap_reg_read(s, addr + 4, &known_hi) << 32;
+        break;
+    case 4:
+        val = barmap_reg_read(s, addr, &known);
+        break;
+    default:
+        val = barmap_reg_read(s, addr & ~3ULL, &known);
+        val = extract64(val, (addr & 3) * 8, size * 8);
+        break;
+    }
+    if (!known || !known_hi) {
+        trace_barmap_mmio_bad("read of unknown register", addr, size, val);
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "barmap: read of unknown register 0x%" HWADDR_PRIx
+                      " (size %u)\n", addr, size);
+    }
+    trace_barmap_mmio_read(addr, size, val);
+    return val;
+}
+
+static void barmap_mmio_write(void *opaque, hwaddr addr, uint64_t val,
+                              unsigned size)
+{
+    BarmapState *s = opaque;
+
+    trace_barmap_mmio_write(addr, size, val);
+    switch (size) {
+    case 8:
+        barmap_reg_write(s, addr, (uint32_t)val);
+        barmap_reg_write(s, addr + 4, (uint32_t)(val >> 32));
+        break;
+    case 4:
+        barmap_reg_write(s, addr, (uint32_t)val);
+        break;
+    default:
+        trace_barmap_mmio_bad("partial register write", addr, size, val);
+        qemu_log_mask(LOG_GUEST_ERROR,
+                      "barmap: %u-byte write to 0x%" HWADDR_PRIx
+                      " ignored (registers take 4 or 8 bytes)\n", size, addr);
+        break;
+    }
+}
+
+static const MemoryRegionOps barmap_mmio_ops = {
+    .read = barmap_mmio_read,
+    .write = barmap_mmio_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+        .unaligned = false,
+    },
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+    },
+};
+
+/* FAULT_ALL_ONES: the BAR2 overlay of a dead link. */
+
+static uint64_t barmap_ones_read(void *opaque, hwaddr addr, unsigned size)
+{
+    return UINT64_MAX;
+}
+
+static void barmap_ones_write(void *opaque, hwaddr addr, uint64_t val,
+                              unsigned size)
+{
+}
+
+static const MemoryRegionOps barmap_ones_ops = {
+    .read = barmap_ones_read,
+    .write = barmap_ones_write,
+    .endianness = DEVICE_LITTLE_ENDIAN,
+    .valid = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+        .unaligned = true,
+    },
+    .impl = {
+        .min_access_size = 1,
+        .max_access_size = 8,
+        .unaligned = true,
+    },
+};
+
+/* Config space: MSI enable/disable moves the interrupt between INTx and MSI */
+
+static void barmap_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
+                                int len)
+{
+    pci_default_write_config(pdev, addr, val, len);
+    barmap_update_irq(BARMAP(pdev));
+}
+
+/* Life cycle */
+
+static void barmap_realize(PCIDevice *pdev, Error **errp)
+{
+    BarmapState *s = BARMAP(pdev);
+    uint8_t *conf = pdev->config;
+    Error *err = NULL;
+    uint64_t size = s->mem_size;
+    int ret;
+
+    if (s->hostmem) {
+        MemoryRegion *mr;
+
+        if (host_memory_backend_is_mapped(s->hostmem)) {
+            error_setg(errp, "barmap: memdev '%s' is already in use",
+                       object_get_canonical_path_component(
+                           OBJECT(s->hostmem)));
+            return;
+        }
+        mr = host_memory_backend_get_memory(s->hostmem);
+        if (size && size != memory_region_size(mr)) {
+            error_setg(errp, "barmap: size 0x%" PRIx64 " does not match the "
+                       "size 0x%" PRIx64 " of memdev '%s'", size,
+                       memory_region_size(mr),
+                       object_get_canonical_path_component(
+                           OBJECT(s->hostmem)));
+            return;
+        }
+        size = memory_region_size(mr);
+    } else if (!size) {
+        size = BARMAP_MEM_SIZE_DEFAULT;
+    }
+    if (size < BARMAP_MEM_SIZE_MIN || size > BARMAP_MEM_SIZE_MAX ||
+        !is_power_of_2(size)) {
+        error_setg(errp, "barmap: %s 0x%" PRIx64 " is invalid: BAR2 size "
+                   "must be a power of two from 0x%llx (4 KiB) to 0x%llx "
+                   "(4 GiB)", s->hostmem ? "memdev size" : "size", size,
+                   (unsigned long long)BARMAP_MEM_SIZE_MIN,
+                   (unsigned long long)BARMAP_MEM_SIZE_MAX);
+        return;
+    }
+
+    pci_config_set_interrupt_pin(conf, 1);
+    ret = msi_init(pdev, 0, 1, true, false, &err);
+    if (ret == -ENOTSUP) {
+        /* The machine has no working MSI: INTx only, CAPS says so. */
+        error_free(err);
+        err = NULL;
+        s->has_msi = false;
+    } else if (ret) {
+        error_propagate(errp, err);
+        return;
+    } else {
+        s->has_msi = true;
+    }
+
+    if (s->hostmem) {
+        s->mem = host_memory_backend_get_memory(s->hostmem);
+        host_memory_backend_set_mapped(s->hostmem, true);
+        vmstate_register_ram(s->mem, DEVICE(s));
+    } else {
+        memory_region_init_ram(&s->ram, OBJECT(s), "barmap.ram", size, &err);
+        if (err) {
+            error_propagate(errp, err);
+            if (s->has_msi) {
+                msi_uninit(pdev);
+            }
+            return;
+        }
+        s->mem = &s->ram;
+    }
+    s->mem_size = size;
+
+    memory_region_init_io(&s->mmio, OBJECT(s), &barmap_mmio_ops, s,
+                          "barmap.regs", BARMAP_REG_BAR_SIZE);
+    memory_region_init(&s->bar2, OBJECT(s), "barmap.bar2", size);
+    memory_region_add_subregion(&s->bar2, 0, s->mem);
+    memory_region_init_io(&s->ones, OBJECT(s), &barmap_ones_ops, s,
+                          "barmap.all-ones", size);
+    memory_region_add_subregion_overlap(&s->bar2, 0, &s->ones, 1);
+
+    pci_register_bar(pdev, BARMAP_REG_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,
+                     &s->mmio);
+    pci_register_bar(pdev, BARMAP_MEM_BAR,
+                     PCI_BASE_ADDRESS_SPACE_MEMORY |
+                     PCI_BASE_ADDRESS_MEM_TYPE_64 |
+                     PCI_BASE_ADDRESS_MEM_PREFETCH, &s->bar2);
+
+    timer_init_ns(&s->dma_timer, QEMU_CLOCK_VIRTUAL, barmap_dma_run, s);
+    barmap_apply_fault(s);
+}
+
+static void barmap_exit(PCIDevice *pdev)
+{
+    BarmapState *s = BARMAP(pdev);
+
+    timer_del(&s->dma_timer);
+    pci_set_irq(pdev, 0);
+    if (s->has_msi) {
+        msi_uninit(pdev);
+    }
+    vmstate_unregister_ram(s->mem, DEVICE(s));
+    /*
+     * A subregion holds a reference on its owner, this device: without
+     * taking them out the device would never be finalized (and a hot
+     * unplug would never complete with DEVICE_DELETED).
+     */
+    memory_region_del_subregion(&s->bar2, &s->ones);
+    memory_region_del_subregion(&s->bar2, s->mem);
+    if (s->hostmem) {
+        /* Hand the backend back as we found it, free for another user. */
+        memory_region_set_enabled(s->mem, true);
+        host_memory_backend_set_mapped(s->hostmem, false);
+    }
+}
+
+/*
+ * Device reset: registers to their documented reset values, a running DMA
+ * is abandoned.  BAR2 contents and FAULT (host-side fault injection, which
+ * may have been given on the command line) survive a reset.
+ */
+static void barmap_reset(DeviceState *dev)
+{
+    BarmapState *s = BARMAP(dev);
+
+    trace_barmap_reset();
+    timer_del(&s->dma_timer);
+    s->scratch = 0;
+    s->dma_bus = 0;
+    s->dma_off = 0;
+    s->dma_len = 0;
+    s->dma_status = 0;
+    s->cur_bus = 0;
+    s->cur_off = 0;
+    s->cur_len = 0;
+    s->cur_cmd = 0;
+    s->irq_status = 0;
+    s->irq_mask = 0;
+    s->irq_pending = false;
+    barmap_update_irq(s);
+}
+
+static int barmap_post_load(void *opaque, int version_id)
+{
+    BarmapState *s = opaque;
+
+    s->fault &= BARMAP_FAULT_ALL;
+    s->irq_status &= BARMAP_IRQ_ALL;
+    s->irq_mask &= BARMAP_IRQ_ALL;
+    if (s->cur_len > BARMAP_DMA_MAX_LEN) {
+        return -EINVAL;
+    }
+    memory_region_transaction_begin();
+    memory_region_set_enabled(&s->ones, s->fault & BARMAP_FAULT_ALL_ONES);
+    memory_region_set_enabled(s->mem, !(s->fault & BARMAP_FAULT_NO_DECODE));
+    memory_region_transaction_commit();
+    return 0;
+}
+
+static const VMStateDescription vmstate_barmap = {
+    .name = "barmap",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = barmap_post_load,
+    .fields = (VMStateField[]) {
+        VMSTATE_PCI_DEVICE(pdev, BarmapState),
+        VMSTATE_UINT32(scratch, BarmapState),
+        VMSTATE_UINT64(dma_bus, BarmapState),
+        VMSTATE_UINT64(dma_off, BarmapState),
+        VMSTATE_UINT32(dma_len, BarmapState),
+        VMSTATE_UINT32(dma_status, BarmapState),
+        VMSTATE_UINT32(irq_status, BarmapState),
+        VMSTATE_UINT32(irq_mask, BarmapState),
+        VMSTATE_UINT32(fault, BarmapState),
+        VMSTATE_UINT64(cur_bus, BarmapState),
+        VMSTATE_UINT64(cur_off, BarmapState),
+        VMSTATE_UINT32(cur_len, BarmapState),
+        VMSTATE_UINT32(cur_cmd, BarmapState),
+        VMSTATE_BOOL(irq_pending, BarmapState),
+        VMSTATE_TIMER(dma_timer, BarmapState),
+        VMSTATE_END_OF_LIST()
+    },
+};
+
+static BARMAP_PROPS_CONST Property barmap_properties[] = {
+    DEFINE_PROP_SIZE("size", BarmapState, mem_size, 0),
+    DEFINE_PROP_UINT64("dma-mask", BarmapState, dma_mask, UINT64_MAX),
+    DEFINE_PROP_UINT32("dma-delay-ns", BarmapState, dma_delay_ns,
+                       BARMAP_DMA_DELAY_NS_DEFAULT),
+    DEFINE_PROP_LINK("memdev", BarmapState, hostmem, TYPE_MEMORY_BACKEND,
+                     HostMemoryBackend *),
+    BARMAP_PROPS_END
+};
+
+/*
+ * fault-* are plain QOM properties, not qdev ones, so that they can be
+ * changed after realize (QMP qom-set) and take effect at once.  They are
+ * views of the FAULT register bits.
+ */
+#define BARMAP_FAULT_PROP(fn, bit)                                          \
+static bool barmap_get_##fn(Object *obj, Error **errp)                      \
+{                                                                           \
+    return BARMAP(obj)->fault & (bit);                                      \
+}                                                                           \
+static void barmap_set_##fn(Object *obj, bool value, Error **errp)          \
+{                                                                           \
+    BarmapState *s = BARMAP(obj);                                           \
+    barmap_set_fault(s, value ? (s->fault | (bit)) : (s->fault & ~(bit)));  \
+}
+
+BARMAP_FAULT_PROP(fault_all_ones, BARMAP_FAULT_ALL_ONES)
+BARMAP_FAULT_PROP(fault_no_decode, BARMAP_FAULT_NO_DECODE)
+BARMAP_FAULT_PROP(fault_dma_error, BARMAP_FAULT_DMA_ERROR)
+BARMAP_FAULT_PROP(fault_irq_lost, BARMAP_FAULT_IRQ_LOST)
+
+static void barmap_class_init(ObjectClass *klass, BARMAP_CLASS_DATA data)
+{
+    DeviceClass *dc = DEVICE_CLASS(klass);
+    PCIDeviceClass *k = PCI_DEVICE_CLASS(klass);
+
+    k->realize = barmap_realize;
+    k->exit = barmap_exit;
+    k->config_write = barmap_config_write;
+    k->vendor_id = BARMAP_PCI_VENDOR_ID;
+    k->device_id = BARMAP_PCI_DEVICE_ID;
+    k->subsystem_vendor_id = BARMAP_PCI_SUBVENDOR_ID;
+    k->subsystem_id = BARMAP_PCI_SUBDEVICE_ID;
+    k->class_id = BARMAP_PCI_CLASS;
+    k->revision = BARMAP_PCI_REVISION;
+    dc->desc = "barmap: BAR memory mapping test device";
+    dc->vmsd = &vmstate_barmap;
+    barmap_set_reset(dc, barmap_reset);
+    device_class_set_props(dc, barmap_properties);
+    set_bit(DEVICE_CATEGORY_MISC, dc->categories);
+
+    object_class_property_add_bool(klass, "fault-all-ones",
+                                   barmap_get_fault_all_ones,
+                                   barmap_set_fault_all_ones);
+    object_class_property_set_description(klass, "fault-all-ones",
+        "BAR2 reads all-ones and drops writes (dead PCIe link)");
+    object_class_property_add_bool(klass, "fault-no-decode",
+                                   barmap_get_fault_no_decode,
+                                   barmap_set_fault_no_decode);
+    object_class_property_set_description(klass, "fault-no-decode",
+        "BAR2 is not decoded: reads 0, writes dropped");
+    object_class_property_add_bool(klass, "fault-dma-error",
+                                   barmap_get_fault_dma_error,
+                                   barmap_set_fault_dma_error);
+    object_class_property_set_description(klass, "fault-dma-error",
+        "every DMA request fails with ERR_INJECTED and copies nothing");
+    object_class_property_add_bool(klass, "fault-irq-lost",
+                                   barmap_get_fault_irq_lost,
+                                   barmap_set_fault_irq_lost);
+    object_class_property_set_description(klass, "fault-irq-lost",
+        "interrupt status is set but never delivered");
+}
+
+static const TypeInfo barmap_info = {
+    .name = TYPE_BARMAP,
+    .parent = TYPE_PCI_DEVICE,
+    .instance_size = sizeof(BarmapState),
+    .class_init = barmap_class_init,
+    .interfaces = (InterfaceInfo[]) {
+        { INTERFACE_CONVENTIONAL_PCI_DEVICE },
+        { },
+    },
+};
+
+static void barmap_register_types(void)
+{
+    type_register_static(&barmap_info);
+}
+
+type_init(barmap_register_types)
