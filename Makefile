@@ -86,9 +86,12 @@ test-unit: venv
 bench: all
 	$(VENV)/bin/barmap bench --json build/bench.json
 
-lint: venv
+# ruff on the harness and tests; checkpatch, W=1 and sparse (C=1) on the driver
+lint: venv kernel
 	$(VENV)/bin/ruff check harness tests
 	$(VENV)/bin/ruff format --check harness tests
+	$(MAKE) -C guest-driver checkpatch
+	$(MAKE) -C guest-driver KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR)) check
 
 clean:
 	rm -rf build

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run the kernel's checkpatch.pl on the driver.  checkpatch.pl is not in the
+# headers packages, so it is taken once from the distribution's linux-source
+# package (only scripts/checkpatch.pl and its data files are kept in the cache).
+#
+#   scripts/checkpatch.sh [checkpatch options] FILE...
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cache=${BARMAP_CACHE:-$HOME/.cache/barmap}
+suite=${BARMAP_SUITE:-bookworm}
+dir=$cache/checkpatch
+if [ ! -x "$dir/scripts/checkpatch.pl" ]; then
+	echo "checkpatch: fetching it from the linux-source package (once)" >&2
+	base=$cache/kernel/$suite
+	python3 "$top/scripts/apt-private.py" "$base/apt" "$suite" >/dev/null
+	opts=$(cat "$base/apt/apt-opts")
+	# shellcheck disable=SC2086
+	apt-get $opts -q update >/dev/null
+	# shellcheck disable=SC2086
+	pkg=$(apt-cache $opts depends linux-source | awk '/Depends: linux-source-/{print $2; exit}')
+	tmp=$(mktemp -d)
+	trap 'rm -rf "$tmp"' EXIT
+	# shellcheck disable=SC2086
+	(cd "$tmp" && apt-get $opts -q download "$pkg" >/dev/null)
+	dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$tmp" --wildcards './usr/src/linux-source-*.tar.xz'
+	mkdir -p "$dir.new"
+	tar -xJf "$tmp"/usr/src/linux-source-*.tar.xz -C "$dir.new" --strip-components=1 \
+		--wildcards '*/scripts/checkpatch.pl' '*/scripts/spelling.txt' \
+		'*/scripts/const_structs.checkpatch'
+	rm -rf "$dir"
+	mv "$dir.new" "$dir"
+fi
+exec "$dir/scripts/checkpatch.pl" --no-tree --strict --show-types -f "$@"
