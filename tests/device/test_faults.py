@@ -1,0 +1,135 @@
+"""Fault injection, by the FAULT register and by QMP qom-set, and both views agree."""
+
+from __future__ import annotations
+
+import pytest
+from bmdev import MEM, Barmap, R, pattern
+
+ALL_ONES = R["BARMAP_FAULT_ALL_ONES"]
+NO_DECODE = R["BARMAP_FAULT_NO_DECODE"]
+DMA_ERROR = R["BARMAP_FAULT_DMA_ERROR"]
+IRQ_LOST = R["BARMAP_FAULT_IRQ_LOST"]
+PROPS = {
+    ALL_ONES: "fault-all-ones",
+    NO_DECODE: "fault-no-decode",
+    DMA_ERROR: "fault-dma-error",
+    IRQ_LOST: "fault-irq-lost",
+}
+SPAN = 0x4000
+
+
+def set_fault(d: Barmap, bit: int, on: bool, how: str) -> None:
+    if how == "register":
+        cur = d.reg("FAULT")
+        d.wreg("FAULT", cur | bit if on else cur & ~bit)
+    else:
+        d.qom_set(PROPS[bit], on)
+    # both views agree
+    assert bool(d.reg("FAULT") & bit) == on
+    assert d.qom_get(PROPS[bit]) is on
+
+
+def widths(d: Barmap, off: int) -> list[int]:
+    qt = d.qt
+    return [qt.readb(MEM + off), qt.readw(MEM + off), qt.readl(MEM + off), qt.readq(MEM + off)]
+
+
+@pytest.mark.parametrize("how", ["register", "qom"])
+def test_all_ones(dev: Barmap, how: str) -> None:
+    data = pattern(0, SPAN, salt=0xABCD0000)
+    dev.qt.write(MEM, data)
+    set_fault(dev, ALL_ONES, True, how)
+    assert widths(dev, 0x10) == [0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF]
+    assert widths(dev, dev.size - 8) == [0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF]
+    assert dev.qt.read(MEM + 1, 7) == b"\xff" * 7
+    dev.qt.writel(MEM, 0)  # dropped
+    dev.qt.write(MEM + 0x100, b"\0" * 0x100)
+    assert dev.reg("STATUS") & R["BARMAP_STATUS_MEM_DECODED"]  # decoded, but dead
+    assert dev.reg("ID") == R["BARMAP_ID_MAGIC"]  # BAR0 still answers
+    set_fault(dev, ALL_ONES, False, how)
+    assert dev.qt.read(MEM, SPAN) == data
+
+
+@pytest.mark.parametrize("how", ["register", "qom"])
+def test_no_decode(dev: Barmap, how: str) -> None:
+    data = pattern(0, SPAN, salt=0x12340000)
+    dev.qt.write(MEM, data)
+    set_fault(dev, NO_DECODE, True, how)
+    assert widths(dev, 0x10) == [0, 0, 0, 0]
+    assert widths(dev, dev.size - 8) == [0, 0, 0, 0]
+    assert not dev.reg("STATUS") & R["BARMAP_STATUS_MEM_DECODED"]
+    dev.qt.writel(MEM, 0xFFFFFFFF)  # does not land
+    dev.qt.write(MEM + 0x100, b"\xff" * 0x100)
+    assert dev.qt.read(MEM, 0x200) == b"\0" * 0x200
+    set_fault(dev, NO_DECODE, False, how)
+    assert dev.reg("STATUS") & R["BARMAP_STATUS_MEM_DECODED"]
+    assert dev.qt.read(MEM, SPAN) == data
+
+
+def test_all_ones_wins_over_no_decode(dev: Barmap) -> None:
+    dev.qt.writel(MEM, 0x11223344)
+    set_fault(dev, NO_DECODE, True, "register")
+    set_fault(dev, ALL_ONES, True, "qom")
+    assert dev.reg("FAULT") == ALL_ONES | NO_DECODE
+    assert dev.qt.readl(MEM) == 0xFFFFFFFF
+    set_fault(dev, ALL_ONES, False, "register")
+    assert dev.qt.readl(MEM) == 0
+    set_fault(dev, NO_DECODE, False, "qom")
+    assert dev.qt.readl(MEM) == 0x11223344
+
+
+def test_dma_still_reaches_bar2_under_bar_faults(dev: Barmap) -> None:
+    """ALL_ONES/NO_DECODE are about the CPU's view of BAR2; the DMA engine is inside."""
+    dev.qt.write(0x100000, b"dma under fault")
+    dev.wreg("FAULT", ALL_ONES | NO_DECODE)
+    assert dev.dma(0x100000, 0x40, 15, from_dev=False) == R["BARMAP_DMA_STATUS_DONE"]
+    dev.wreg("FAULT", 0)
+    assert dev.qt.read(MEM + 0x40, 15) == b"dma under fault"
+
+
+@pytest.mark.parametrize("how", ["register", "qom"])
+def test_irq_lost(dev: Barmap, how: str) -> None:
+    dev.route_intx()
+    dev.wreg("IRQ_MASK", R["BARMAP_IRQ_ALL"])
+    set_fault(dev, IRQ_LOST, True, how)
+    dev.wreg("IRQ_RAISE", R["BARMAP_IRQ_SOFT"])
+    dev.dma(0x100000, 0, 0x10, from_dev=False, irq=True)
+    assert dev.reg("IRQ_STATUS") == R["BARMAP_IRQ_SOFT"] | R["BARMAP_IRQ_DMA_DONE"]
+    assert not dev.intx()
+    # level-triggered INTx: clearing the fault shows the still-pending status
+    set_fault(dev, IRQ_LOST, False, how)
+    assert dev.intx()
+    set_fault(dev, IRQ_LOST, True, how)
+    assert not dev.intx()
+
+
+def test_irq_lost_msi(dev: Barmap) -> None:
+    dev.enable_msi(0x7000, 0x77)
+    dev.wreg("IRQ_MASK", R["BARMAP_IRQ_SOFT"])
+    dev.qom_set("fault-irq-lost", True)
+    dev.wreg("IRQ_RAISE", R["BARMAP_IRQ_SOFT"])
+    assert dev.qt.readl(0x7000) == 0
+    dev.qom_set("fault-irq-lost", False)
+    assert dev.qt.readl(0x7000) == 0, "a lost MSI must stay lost"
+    dev.wreg("IRQ_ACK", R["BARMAP_IRQ_SOFT"])
+    dev.wreg("IRQ_RAISE", R["BARMAP_IRQ_SOFT"])
+    assert dev.qt.readl(0x7000) == 0x77
+
+
+def test_faults_from_command_line(make_dev) -> None:  # type: ignore[no-untyped-def]
+    d: Barmap = make_dev("fault-no-decode=on,fault-irq-lost=on")
+    assert d.reg("FAULT") == NO_DECODE | IRQ_LOST
+    assert d.qt.readl(MEM) == 0
+    d.qt.writel(MEM, 5)
+    d.qom_set("fault-no-decode", False)
+    assert d.qt.readl(MEM) == 0
+    d.qt.writel(MEM, 5)
+    assert d.qt.readl(MEM) == 5
+
+
+def test_fault_register_ignores_undefined_bits(dev: Barmap) -> None:
+    dev.wreg("FAULT", 0xFFFFFFFF)
+    assert dev.reg("FAULT") == R["BARMAP_FAULT_ALL"]
+    assert all(dev.qom_get(p) is True for p in PROPS.values())
+    dev.wreg("FAULT", 0)
+    assert not any(dev.qom_get(p) for p in PROPS.values())

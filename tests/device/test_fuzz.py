@@ -1,0 +1,369 @@
+"""Seeded random test: >= 100,000 hostile register writes and DMA requests.
+
+A Python model of the device (the registers that matter, the DMA engine with
+its documented check order, BAR2 and the guest RAM the DMA may touch) runs
+alongside.  The commands and the answers the model expects are generated up
+front and pipelined to QEMU in batches.  At checkpoints and at the end the
+device's registers, all of BAR2, the DMA zone in guest RAM and the guard
+regions around it (and at the end of guest RAM) must equal the model: so
+every accepted DMA copied exactly its range and every refused one nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import dataclass, field
+
+import pytest
+from bmdev import DEVFN, GUEST_RAM, MEM, PCI_COMMAND, REGS, Barmap, R, pattern
+
+OPS = int(os.environ.get("BARMAP_FUZZ_OPS", "100000"))
+SEED = int(os.environ.get("BARMAP_FUZZ_SEED", "20241124"))
+U64 = (1 << 64) - 1
+
+BAR = 0x10000  # BAR2 size for the run
+ZONE_LO = 0x400000  # DMA zone in guest RAM (clear of the BIOS below 1 MiB)
+ZONE = 0x40000
+GUARD = 0x10000  # guards around the zone
+END_GUARD = GUARD  # and at the end of guest RAM (partly-unmapped DMAs)
+WIN_LO = ZONE_LO - GUARD  # modelled window of guest RAM
+WIN = ZONE + 2 * GUARD
+DELAY_STEP = 20_000  # clock_step that surely fires a pending DMA (delay 10 us)
+
+REG = {k[len("BARMAP_REG_") :]: v for k, v in R.items() if k.startswith("BARMAP_REG_")}
+REG.pop("BAR"), REG.pop("BAR_SIZE")
+ERR = {k[len("BARMAP_DMA_ERR_") :]: v for k, v in R.items() if k.startswith("BARMAP_DMA_ERR_")}
+BUSY = R["BARMAP_DMA_STATUS_BUSY"]
+DONE = R["BARMAP_DMA_STATUS_DONE"]
+ERROR = R["BARMAP_DMA_STATUS_ERROR"]
+SHIFT = R["BARMAP_DMA_STATUS_ERR_SHIFT"]
+START = R["BARMAP_DMA_CMD_START"]
+FROM_DEV = R["BARMAP_DMA_CMD_FROM_DEV"]
+CMD_IRQ = R["BARMAP_DMA_CMD_IRQ"]
+MAXLEN = R["BARMAP_DMA_MAX_LEN"]
+IRQ_ALL = R["BARMAP_IRQ_ALL"]
+
+
+@dataclass
+class Model:
+    mask: int
+    bar: bytearray
+    win: bytearray  # guest RAM [WIN_LO, WIN_LO + WIN)
+    end: bytes  # guest RAM [GUEST_RAM - END_GUARD, GUEST_RAM), never written
+    regs: dict[str, int] = field(default_factory=dict)
+    master: bool = True
+    busy: bool = False
+    cur: tuple[int, int, int, int] = (0, 0, 0, 0)
+    accepted: int = 0
+    refused: dict[int, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("SCRATCH", "DMA_BUS", "DMA_OFF", "DMA_LEN", "DMA_STATUS"):
+            self.regs[name] = 0
+        for name in ("IRQ_STATUS", "IRQ_MASK", "FAULT"):
+            self.regs[name] = 0
+
+    # registers
+
+    def write32(self, off: int, val: int) -> None:
+        r = self.regs
+        if off == REG["SCRATCH"]:
+            r["SCRATCH"] = val
+        elif off == REG["DMA_BUS_LO"]:
+            r["DMA_BUS"] = (r["DMA_BUS"] & ~0xFFFFFFFF) | val
+        elif off == REG["DMA_BUS_HI"]:
+            r["DMA_BUS"] = (r["DMA_BUS"] & 0xFFFFFFFF) | val << 32
+        elif off == REG["DMA_OFF_LO"]:
+            r["DMA_OFF"] = (r["DMA_OFF"] & ~0xFFFFFFFF) | val
+        elif off == REG["DMA_OFF_HI"]:
+            r["DMA_OFF"] = (r["DMA_OFF"] & 0xFFFFFFFF) | val << 32
+        elif off == REG["DMA_LEN"]:
+            r["DMA_LEN"] = val
+        elif off == REG["DMA_CMD"]:
+            if val & START:
+                self.start(val)
+        elif off == REG["IRQ_RAISE"]:
+            r["IRQ_STATUS"] |= val & IRQ_ALL
+        elif off == REG["IRQ_ACK"]:
+            r["IRQ_STATUS"] &= ~val
+        elif off == REG["IRQ_MASK"]:
+            r["IRQ_MASK"] = val & IRQ_ALL
+        elif off == REG["FAULT"]:
+            r["FAULT"] = val & R["BARMAP_FAULT_ALL"]
+
+    def write(self, off: int, width: int, val: int) -> None:
+        if width == 4:
+            self.write32(off, val)
+        elif width == 8:
+            self.write32(off, val & 0xFFFFFFFF)
+            self.write32(off + 4, val >> 32)
+        # 1- and 2-byte writes are dropped
+
+    # DMA
+
+    def check(self, bus: int, off: int, length: int) -> int:
+        if length == 0 or length > MAXLEN:
+            return ERR["LEN"]
+        if off >= BAR or length > BAR - off:
+            return ERR["RANGE"]
+        last = bus + length - 1
+        if last > U64 or (bus & ~self.mask & U64) or (last & ~self.mask & U64):
+            return ERR["MASK"]
+        if not self.master:
+            return ERR["NO_MASTER"]
+        if self.regs["FAULT"] & R["BARMAP_FAULT_DMA_ERROR"]:
+            return ERR["INJECTED"]
+        return 0
+
+    def finish(self, cmd: int, err: int, keep_busy: bool = False) -> None:
+        if err:
+            self.regs["DMA_STATUS"] = (BUSY if keep_busy else 0) | ERROR | err << SHIFT
+            self.refused[err] = self.refused.get(err, 0) + 1
+        else:
+            self.regs["DMA_STATUS"] = DONE
+            self.accepted += 1
+        if cmd & CMD_IRQ:
+            bit = R["BARMAP_IRQ_DMA_ERROR"] if err else R["BARMAP_IRQ_DMA_DONE"]
+            self.regs["IRQ_STATUS"] |= bit
+
+    def start(self, cmd: int) -> None:
+        r = self.regs
+        if self.busy:
+            self.finish(cmd, ERR["BUSY"], keep_busy=True)
+            return
+        err = self.check(r["DMA_BUS"], r["DMA_OFF"], r["DMA_LEN"])
+        if err:
+            self.finish(cmd, err)
+            return
+        self.busy = True
+        self.cur = (r["DMA_BUS"], r["DMA_OFF"], r["DMA_LEN"], cmd)
+        r["DMA_STATUS"] = BUSY
+
+    def run(self) -> None:
+        """The timer fired."""
+        if not self.busy:
+            return
+        self.busy = False
+        bus, off, length, cmd = self.cur
+        err = self.check(bus, off, length)
+        if not err and not (bus + length <= GUEST_RAM):
+            err = ERR["BUS"]  # the generator only aims outside RAM far away
+        if not err:
+            assert ZONE_LO <= bus and bus + length <= ZONE_LO + ZONE, "generator bug"
+            w = bus - WIN_LO
+            if cmd & FROM_DEV:
+                self.win[w : w + length] = self.bar[off : off + length]
+            else:
+                self.bar[off : off + length] = self.win[w : w + length]
+        self.finish(cmd, err)
+
+    def expected_regs(self) -> dict[str, int]:
+        r = self.regs
+        return {
+            "SCRATCH": r["SCRATCH"],
+            "DMA_BUS_LO": r["DMA_BUS"] & 0xFFFFFFFF,
+            "DMA_BUS_HI": r["DMA_BUS"] >> 32,
+            "DMA_OFF_LO": r["DMA_OFF"] & 0xFFFFFFFF,
+            "DMA_OFF_HI": r["DMA_OFF"] >> 32,
+            "DMA_LEN": r["DMA_LEN"],
+            "DMA_STATUS": r["DMA_STATUS"],
+            "IRQ_STATUS": r["IRQ_STATUS"],
+            "IRQ_MASK": r["IRQ_MASK"],
+            "FAULT": r["FAULT"],
+        }
+
+
+class Gen:
+    """Hostile values, biased to the edges."""
+
+    def __init__(self, rng: random.Random, mask: int) -> None:
+        self.rng = rng
+        self.mask = mask
+
+    def u32(self) -> int:
+        rng = self.rng
+        return rng.choice(
+            [
+                0,
+                0xFFFFFFFF,
+                0x80000000,
+                0x7FFFFFFF,
+                1,
+                rng.getrandbits(32),
+                rng.getrandbits(32),
+                1 << rng.randrange(32),
+                (1 << rng.randrange(33)) - 1,
+            ]
+        )
+
+    def length(self) -> int:
+        rng = self.rng
+        return rng.choice(
+            [
+                0,
+                1,
+                rng.randrange(1, 64),
+                rng.randrange(1, 0x2000),
+                rng.randrange(1, BAR + 1),
+                BAR,
+                BAR + 1,
+                MAXLEN,
+                MAXLEN + 1,
+                0xFFFFFFFF,
+                self.u32(),
+            ]
+        )
+
+    def off(self, length: int) -> int:
+        rng = self.rng
+        n = max(length, 1)
+        return rng.choice(
+            [
+                0,
+                rng.randrange(BAR),
+                max(0, BAR - n),
+                BAR - n + 1 if n <= BAR else 1,
+                BAR,
+                U64 - rng.randrange(64),
+                (U64 - n + 2) & U64,
+                1 << rng.randrange(12, 64),
+                rng.getrandbits(64),
+                0xFFFFFFFF,
+                0x100000000,
+            ]
+        )
+
+    def bus(self, length: int) -> int:
+        rng = self.rng
+        n = max(length, 1)
+        kind = rng.randrange(8)
+        if kind <= 2 and n <= ZONE:  # inside the zone: a good address
+            return ZONE_LO + rng.randrange(ZONE - n + 1)
+        if kind == 3 and n >= 2:  # starts in guest RAM, runs off its end
+            return GUEST_RAM - rng.randrange(1, min(n, END_GUARD + 1))
+        if kind == 4:  # wraps around 2^64
+            return (U64 - rng.randrange(n)) & U64
+        if kind == 5:  # far above anything mapped
+            return rng.randrange(1 << 40, 1 << 56)
+        if kind == 6:  # just over the DMA mask
+            return (self.mask + 1 - rng.randrange(n + 1)) & U64 if self.mask < U64 else 1 << 44
+        return rng.getrandbits(64) | 1 << 40
+
+
+def generate(m: Model, gen: Gen, ops: int) -> list[tuple[str, int | None]]:
+    """Commands with the answers the model expects (None: anything)."""
+    rng = gen.rng
+    out: list[tuple[str, int | None]] = []
+    known = sorted(REG.values())
+    while len(out) < ops:
+        k = rng.randrange(100)
+        if k < 45:  # a whole DMA request
+            if rng.random() < 0.4:  # a good one, to move data around
+                length = rng.randrange(1, 0x4000)
+                off = rng.randrange(BAR - length + 1)
+                bus = ZONE_LO + rng.randrange(ZONE - length + 1)
+            else:
+                length = gen.length()
+                off = gen.off(length)
+                bus = gen.bus(length)
+            cmd = rng.choice([START, START | FROM_DEV, START | CMD_IRQ, gen.u32() | START])
+            m.write(REG["DMA_BUS_LO"], 8, bus)
+            m.write(REG["DMA_OFF_LO"], 8, off)
+            m.write(REG["DMA_LEN"], 4, length)
+            m.write(REG["DMA_CMD"], 4, cmd)
+            out.append((f"writeq 0x{REGS + REG['DMA_BUS_LO']:x} 0x{bus:x}", None))
+            out.append((f"writeq 0x{REGS + REG['DMA_OFF_LO']:x} 0x{off:x}", None))
+            out.append((f"writel 0x{REGS + REG['DMA_LEN']:x} 0x{length:x}", None))
+            out.append((f"writel 0x{REGS + REG['DMA_CMD']:x} 0x{cmd:x}", None))
+            if rng.random() < 0.8:
+                out.append((f"clock_step {DELAY_STEP}", None))
+                m.run()
+        elif k < 80:  # a hostile register write, any width, known or unknown offset
+            width = rng.choice([1, 2, 4, 4, 4, 8])
+            if rng.random() < 0.7:
+                off = rng.choice(known)
+            else:
+                off = rng.randrange(0x1000)
+            off &= ~(width - 1) & 0xFFF
+            if width == 8 and off == 0xFF8:
+                width = 4
+            val = gen.u32() | (gen.u32() << 32 if width == 8 else 0)
+            val &= (1 << (8 * width)) - 1
+            if off == REG["FAULT"] and rng.random() < 0.7:
+                val &= ~(R["BARMAP_FAULT_DMA_ERROR"])  # mostly keep DMA alive
+            m.write(off, width, val)
+            w = {1: "b", 2: "w", 4: "l", 8: "q"}[width]
+            out.append((f"write{w} 0x{REGS + off:x} 0x{val:x}", None))
+        elif k < 88:  # a register read the model can predict
+            name, val = rng.choice(sorted(m.expected_regs().items()))
+            out.append((f"readl 0x{REGS + REG[name]:x}", val))
+        elif k < 95:
+            out.append((f"clock_step {DELAY_STEP}", None))
+            m.run()
+        else:  # bus mastering off / on
+            m.master = rng.random() < 0.6
+            cfg = 0x80000000 | DEVFN << 8 | PCI_COMMAND
+            out.append((f"outl 0xcf8 0x{cfg:x}", None))
+            out.append((f"outw 0xcfc 0x{6 if m.master else 2:x}", None))
+    out.append((f"clock_step {DELAY_STEP}", None))
+    m.run()
+    return out
+
+
+def verify_memory(d: Barmap, m: Model) -> None:
+    qt = d.qt
+    assert qt.readl(REGS + REG["FAULT"]) == m.regs["FAULT"]
+    # BAR2 through the CPU needs the BAR decoded: lift the faults for the read
+    qt.writel(REGS + REG["FAULT"], m.regs["FAULT"] & R["BARMAP_FAULT_DMA_ERROR"])
+    got = qt.read(MEM, BAR)
+    qt.writel(REGS + REG["FAULT"], m.regs["FAULT"])
+    assert got == bytes(m.bar), "BAR2 differs from the model"
+    win = qt.read(WIN_LO, WIN)
+    assert win[:GUARD] == bytes(m.win[:GUARD]), "guard below the DMA zone was written"
+    assert win[-GUARD:] == bytes(m.win[-GUARD:]), "guard above the DMA zone was written"
+    assert win == bytes(m.win), "DMA zone differs from the model"
+    assert qt.read(GUEST_RAM - END_GUARD, END_GUARD) == m.end, "end of guest RAM written"
+
+
+@pytest.mark.parametrize(
+    "mask,ops",
+    [(U64, OPS), (0xFFFFFFF, max(OPS // 5, 1000))],
+    ids=["mask-64", "mask-28"],
+)
+def test_random_hostile_operations(make_dev, mask: int, ops: int) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(SEED ^ mask)
+    d: Barmap = make_dev(f"size={BAR},dma-mask=0x{mask:x}")
+    qt = d.qt
+    bar = pattern(0, BAR, salt=0x0BA20000)
+    win = pattern(WIN_LO, WIN, salt=0x0E4A0000)
+    end = pattern(GUEST_RAM - END_GUARD, END_GUARD, salt=0x0E4D0000)
+    qt.write(MEM, bar)
+    qt.write(WIN_LO, win)
+    qt.write(GUEST_RAM - END_GUARD, end)
+    m = Model(mask=mask, bar=bytearray(bar), win=bytearray(win), end=end)
+    gen = Gen(rng, mask)
+
+    t0 = time.monotonic()
+    sent = 0
+    chunk = 10_000
+    while sent < ops:
+        cmds = generate(m, gen, min(chunk, ops - sent))
+        answers = qt.batch(c for c, _ in cmds)
+        for (c, want), got in zip(cmds, answers):
+            if want is not None:
+                assert int(got, 16) == want, f"after {sent} ops: {c} -> {got}, model {want:#x}"
+        sent += len(cmds)
+        assert qt.alive()
+        regs = {name: d.reg(name) for name in m.expected_regs()}
+        assert regs == m.expected_regs(), f"registers differ from the model after {sent} ops"
+        verify_memory(d, m)
+    elapsed = time.monotonic() - t0
+
+    assert sent >= ops
+    assert m.accepted > ops // 50, f"too few DMAs went through: {m.accepted}"
+    for code in ("LEN", "RANGE", "MASK", "BUS", "NO_MASTER", "BUSY"):
+        assert m.refused.get(ERR[code], 0) > 0, f"the run never hit ERR_{code}"
+    assert qt.alive() and d.reg("ID") == R["BARMAP_ID_MAGIC"]
+    print(f"{sent} ops in {elapsed:.1f} s; {m.accepted} DMAs done, refused {m.refused}")
