@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 from bmdev import DEVFN, MEM, PCI_COMMAND, REGS, Barmap, R, pattern
+from bmdev import DMA_BUSY as BUSY
+from bmdev import DMA_DONE as DONE
+from bmdev import DMA_ERR_SHIFT as SHIFT
+from bmdev import DMA_ERROR as ERROR
+from bmdev import DMA_FROM_DEV as FROM_DEV
+from bmdev import DMA_MAX_LEN as MAX
+from bmdev import DMA_START as START
 
-BUSY = R["BARMAP_DMA_STATUS_BUSY"]
-DONE = R["BARMAP_DMA_STATUS_DONE"]
-ERROR = R["BARMAP_DMA_STATUS_ERROR"]
-SHIFT = R["BARMAP_DMA_STATUS_ERR_SHIFT"]
-START = R["BARMAP_DMA_CMD_START"]
-FROM_DEV = R["BARMAP_DMA_CMD_FROM_DEV"]
-MAX = R["BARMAP_DMA_MAX_LEN"]
 SIZE = 16 << 20
 BUF = 0x200000  # guest RAM used as the DMA target/source
 GUARD = 0x1000

@@ -18,6 +18,14 @@ from dataclasses import dataclass, field
 
 import pytest
 from bmdev import DEVFN, GUEST_RAM, MEM, PCI_COMMAND, REGS, Barmap, R, pattern
+from bmdev import DMA_BUSY as BUSY
+from bmdev import DMA_CMD_IRQ as CMD_IRQ
+from bmdev import DMA_DONE as DONE
+from bmdev import DMA_ERR_SHIFT as SHIFT
+from bmdev import DMA_ERROR as ERROR
+from bmdev import DMA_FROM_DEV as FROM_DEV
+from bmdev import DMA_MAX_LEN as MAXLEN
+from bmdev import DMA_START as START
 
 OPS = int(os.environ.get("BARMAP_FUZZ_OPS", "100000"))
 SEED = int(os.environ.get("BARMAP_FUZZ_SEED", "20241124"))
@@ -35,14 +43,6 @@ DELAY_STEP = 20_000  # clock_step that surely fires a pending DMA (delay 10 us)
 REG = {k[len("BARMAP_REG_") :]: v for k, v in R.items() if k.startswith("BARMAP_REG_")}
 REG.pop("BAR"), REG.pop("BAR_SIZE")
 ERR = {k[len("BARMAP_DMA_ERR_") :]: v for k, v in R.items() if k.startswith("BARMAP_DMA_ERR_")}
-BUSY = R["BARMAP_DMA_STATUS_BUSY"]
-DONE = R["BARMAP_DMA_STATUS_DONE"]
-ERROR = R["BARMAP_DMA_STATUS_ERROR"]
-SHIFT = R["BARMAP_DMA_STATUS_ERR_SHIFT"]
-START = R["BARMAP_DMA_CMD_START"]
-FROM_DEV = R["BARMAP_DMA_CMD_FROM_DEV"]
-CMD_IRQ = R["BARMAP_DMA_CMD_IRQ"]
-MAXLEN = R["BARMAP_DMA_MAX_LEN"]
 IRQ_ALL = R["BARMAP_IRQ_ALL"]
 
 
