@@ -119,7 +119,12 @@ def _collect(vm: Machine, dest: Path) -> dict[str, Path]:
     """Console tail, dmesg and QMP events of ``vm`` into ``dest``; best effort on a dead VM."""
     dest.mkdir(parents=True, exist_ok=True)
     files = {"console": dest / "console.log"}
-    files["console"].write_text(vm.console_text())
+    # the whole log (across snapshot restores) when the machine keeps one
+    log = vm.console_log if vm.log_dir else None
+    if log is not None and log.is_file():
+        files["console"].write_bytes(log.read_bytes())
+    else:
+        files["console"].write_text(vm.console_text())
     if vm.is_running():
         try:
             dmesg = vm.run("dmesg", timeout=10).output
@@ -154,11 +159,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     base = Path(item.config.getoption("--barmap-artifacts"))
     files = _collect(vm, base / _safe_name(f"{item.nodeid}-{report.when}"))
-    report.sections.append(("barmap console tail", vm.console_text()[-6000:]))
+    sections = [("barmap console tail", vm.console_text()[-6000:])]
     if "dmesg" in files:
-        report.sections.append(("barmap dmesg", files["dmesg"].read_text()[-6000:]))
+        sections.append(("barmap dmesg", files["dmesg"].read_text()[-6000:]))
+    sections.append(("barmap evidence", "\n".join(f"{n}: {p.resolve()}" for n, p in files.items())))
+    for title, text in sections:
+        # in the failure's own text, so it also reaches the JUnit XML <failure> body
+        if hasattr(report.longrepr, "addsection"):
+            report.longrepr.addsection(title, text)  # type: ignore[union-attr]
+        else:
+            report.sections.append((title, text))
     for name, path in files.items():
-        report.sections.append((f"barmap {name} file", str(path.resolve())))
         report.user_properties.append((f"barmap_{name}", str(path.resolve())))
 
 
