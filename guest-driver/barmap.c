@@ -549,6 +549,13 @@ static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
 			 buf->id);
 		kref_get(&buf->ref);
 	}
+	/*
+	 * The cause of the lost interrupt is still pending in IRQ_STATUS; an
+	 * MSI is sent only when a cause becomes pending, so acknowledge it or
+	 * no later transfer would ever interrupt.
+	 */
+	iowrite32(BARMAP_IRQ_DMA_DONE | BARMAP_IRQ_DMA_ERROR,
+		  regs + BARMAP_REG_IRQ_ACK);
 	return -ETIMEDOUT;
 }
 

@@ -567,16 +567,6 @@ def test_lost_interrupt_is_etimedout(barmap_vm: Machine) -> None:
     _assert_dmesg_clean(vm)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "driver bug: after a DMA timeout (fault-irq-lost) barmap_dma_run() never acks the "
-        "still-pending DMA_DONE bit in IRQ_STATUS; with MSI the device only signals a "
-        "not-pending -> pending edge (by design, tests/device/test_faults.py::"
-        "test_irq_lost_msi), so once the fault is cleared every later DMA still times out "
-        "until the module is reloaded (probe acks IRQ_ALL)"
-    ),
-)
 def test_dma_recovers_after_the_lost_interrupt_fault_is_cleared(barmap_vm: Machine) -> None:
     vm = barmap_vm
     vm.qmp.qom_set(QOM_PATH, "fault-irq-lost", True)
