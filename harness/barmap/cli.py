@@ -17,7 +17,7 @@ from pathlib import Path
 from barmap import checks
 from barmap.artifacts import REPO_ROOT, cache_dir, find_artifacts
 from barmap.config import ACCELS, MachineConfig
-from barmap.errors import BarmapError, ConfigError, MachineError
+from barmap.errors import BarmapError, MachineError
 from barmap.machine import Machine
 from barmap.report import table
 
@@ -105,7 +105,8 @@ def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
     try:
         if debug:
             vm.start(paused=True)
-            print(_gdb_hint(config.kernel, args.gdb_port), file=sys.stderr)
+            release = find_artifacts(args.suite).kernel_release
+            print(_gdb_hint(release, args.gdb_port), file=sys.stderr)
             print(
                 "barmap: the guest is stopped at its first instruction; `continue` in gdb "
                 "(or press Enter here) to run it",
@@ -130,20 +131,14 @@ def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
     return 0
 
 
-def _gdb_hint(kernel: Path, port: int) -> str:
-    art = find_artifacts()
-    vmlinux = ""
-    if art.kernel_release:
-        # Debian's debug symbols, when linux-image-*-dbg is unpacked or installed
-        for cand in (
-            cache_dir() / "kernel" / "dbg" / f"vmlinux-{art.kernel_release}",
-            Path(f"/usr/lib/debug/boot/vmlinux-{art.kernel_release}"),
-        ):
-            if cand.is_file():
-                vmlinux = str(cand)
-                break
-    target = vmlinux or "-ex 'set architecture i386:x86-64'"
-    note = "" if vmlinux else "  (no vmlinux with debug symbols found: gdb runs without them)"
+def _gdb_hint(kernel_release: str, port: int) -> str:
+    """The gdb command line; with Debian's debug symbols when linux-image-*-dbg is installed."""
+    vmlinux = Path(f"/usr/lib/debug/boot/vmlinux-{kernel_release}")
+    if kernel_release and vmlinux.is_file():
+        target, note = str(vmlinux), ""
+    else:
+        target = "-ex 'set architecture i386:x86-64'"
+        note = "  (no vmlinux with debug symbols found: gdb runs without them)"
     return (
         f"barmap: gdb stub on 127.0.0.1:{port}; attach with:\n  gdb {target} "
         f"-ex 'target remote 127.0.0.1:{port}'{note}"
@@ -317,7 +312,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif exc.console_tail:
             print("barmap: console tail:\n" + exc.console_tail[-2000:], file=sys.stderr)
         return 1
-    except (BarmapError, ConfigError) as exc:
+    except BarmapError as exc:
         print(f"barmap: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -49,7 +49,6 @@ class MachineConfig:
     extra_args: tuple[str, ...] = ()
     ssh: bool = False
     gdb_port: int | None = None
-    gdb_wait: bool = False
     pvpanic: bool = True
     boot_timeout: float = 120.0
     command_timeout: float = 60.0
