@@ -28,7 +28,7 @@ MARKERS: tuple[tuple[str, str], ...] = (
     ("bug", r"\bBUG: "),
     ("oops", r"\bOops: "),
     ("oops", r"\bOops\b.*\[#\d+\]"),
-    ("call-trace", r"^\s*Call Trace:"),
+    ("call-trace", r"^(\[\s*\d+\.\d+\]\s*)?\s*Call Trace:"),  # with printk.time or without
 )
 
 _COMPILED = tuple((kind, re.compile(pattern, re.M)) for kind, pattern in MARKERS)

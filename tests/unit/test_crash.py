@@ -40,6 +40,8 @@ def test_sysrq_panic_is_found_with_its_trace() -> None:
         ("[    5.0] BUG: KASAN: slab-out-of-bounds in f+0x1/0x2", "kasan"),
         ("[    7.0] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [sh:91]", "soft-lockup"),
         ("[    7.0] kernel BUG at mm/memory.c:2000!", "kernel-bug"),
+        ("[    2.661026] Call Trace:", "call-trace"),
+        ("Call Trace:", "call-trace"),
     ],
 )
 def test_markers(line: str, kind: str) -> None:
