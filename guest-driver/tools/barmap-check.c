@@ -363,6 +363,19 @@ static int guarded_rw32(volatile uint32_t *p, uint32_t *val, bool write)
 	return sig;
 }
 
+/* "read=VALUE" or "signal=NAME" for one guarded 32-bit read of p */
+static void guarded_read_outcome(volatile uint32_t *p, char *out, size_t n)
+{
+	uint32_t r = 0;
+	int sig = guarded_rw32(p, &r, false);
+
+	if (!sig)
+		snprintf(out, n, "read=%#x", r);
+	else
+		snprintf(out, n, "signal=%s",
+			 sig == SIGBUS ? "SIGBUS" : strsignal(sig));
+}
+
 /* ---- patterns and access widths ---- */
 
 static const char *const all_patterns[] = { "offset", "walk", "55aa",
@@ -1950,7 +1963,7 @@ static int cmd_unplug(void)
 	struct barmap_info info;
 	struct stat st;
 	char path[256], got[64];
-	uint32_t id = 0, v = 0xfeedf00d, r;
+	uint32_t id = 0, v = 0xfeedf00d;
 	volatile uint32_t *bar, *buf;
 	void *p;
 
@@ -1973,19 +1986,9 @@ static int cmd_unplug(void)
 	snprintf(got, sizeof(got), "%s", ret ? errname(-ret) : "ok");
 	bad += !unplug_line("remove", got, "ok");
 
-	sig = guarded_rw32(bar, &r, false);
-	if (!sig)
-		snprintf(got, sizeof(got), "read=%#x", r);
-	else
-		snprintf(got, sizeof(got), "signal=%s",
-			 sig == SIGBUS ? "SIGBUS" : strsignal(sig));
+	guarded_read_outcome(bar, got, sizeof(got));
 	bad += !unplug_line("bar-read", got, "signal=SIGBUS");
-	sig = guarded_rw32(buf, &r, false);
-	if (!sig)
-		snprintf(got, sizeof(got), "read=%#x", r);
-	else
-		snprintf(got, sizeof(got), "signal=%s",
-			 sig == SIGBUS ? "SIGBUS" : strsignal(sig));
+	guarded_read_outcome(buf, got, sizeof(got));
 	bad += !unplug_line("buffer-read", got, "signal=SIGBUS");
 	sig = guarded_rw32(buf, &v, true);
 	snprintf(got, sizeof(got), sig == SIGBUS ? "signal=SIGBUS" : "sig=%d", sig);
