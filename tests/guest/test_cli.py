@@ -24,6 +24,18 @@ def _barmap(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
                           text=True, timeout=timeout)  # fmt: skip
 
 
+def _use_the_shell(child: pexpect.spawn) -> None:
+    """Wait for the serial shell, run a command with the driver loaded, quit with Ctrl-]."""
+    child.expect("Ctrl-\\] quits")
+    child.send("\r")
+    child.expect("barmap# ")
+    child.send("ls /dev/barmap0 && echo ANSWER-$((6*7))\r")
+    child.expect("ANSWER-42")
+    child.expect("barmap# ")
+    child.send("\x1d")
+    child.expect(pexpect.EOF, timeout=30)
+
+
 def test_demo_prints_a_passing_table(barmap_config: MachineConfig, tmp_path: Path) -> None:
     proc = _barmap("demo", *_args(barmap_config), "--log-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -43,14 +55,7 @@ def test_run_gives_an_interactive_serial_shell(
         encoding="utf-8", timeout=120,
     )  # fmt: skip
     try:
-        child.expect("Ctrl-\\] quits")
-        child.send("\r")
-        child.expect("barmap# ")
-        child.send("ls /dev/barmap0 && echo ANSWER-$((6*7))\r")
-        child.expect("ANSWER-42")
-        child.expect("barmap# ")
-        child.send("\x1d")
-        child.expect(pexpect.EOF, timeout=30)
+        _use_the_shell(child)
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
@@ -93,8 +98,8 @@ def test_debug_stops_for_gdb_then_boots(barmap_config: MachineConfig, tmp_path: 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     child = pexpect.spawn(
-        sys.executable, ["-m", "barmap", "debug", "--gdb-port", str(port), *_args(barmap_config),
-                         "--log-dir", str(tmp_path)],
+        sys.executable, ["-m", "barmap", "debug", "--load", "--gdb-port", str(port),
+                         *_args(barmap_config), "--log-dir", str(tmp_path)],
         encoding="utf-8", timeout=120,
     )  # fmt: skip
     try:
@@ -108,11 +113,7 @@ def test_debug_stops_for_gdb_then_boots(barmap_config: MachineConfig, tmp_path: 
         )  # fmt: skip
         assert "rip" in gdb.stdout, gdb.stdout + gdb.stderr
         child.send("\r")
-        child.expect("Ctrl-\\] quits")
-        child.send("\r")
-        child.expect("barmap# ")
-        child.send("\x1d")
-        child.expect(pexpect.EOF, timeout=30)
+        _use_the_shell(child)
     finally:
         child.close(force=True)
     assert child.exitstatus == 0
