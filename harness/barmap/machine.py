@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 import pexpect
 from qemu.qmp.legacy import QEMUMonitorProtocol
@@ -430,7 +430,7 @@ class Machine:
                 self.check_crash()
                 self._died(what)
 
-    def _died(self, what: str) -> None:
+    def _died(self, what: str) -> NoReturn:
         assert self._proc is not None
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=2)
@@ -459,8 +459,11 @@ class Machine:
         timeout = self.config.command_timeout if timeout is None else timeout
         console = self.console
         line, start, end = console.framed(command)
-        console.send(line)
         what = f"command {command!r}"
+        try:
+            console.send(line)
+        except OSError:  # QEMU closed the console: it is gone or going
+            self._died(what)
         self._expect(start, timeout, what=what, command=command)
         self._expect(end, timeout, what=what, command=command)
         output = console.before.replace("\r\n", "\n").replace("\r", "")
