@@ -649,13 +649,17 @@ static bool check_strategy(int fd, const struct barmap_info *info,
 	return ok;
 }
 
+static uint32_t cache_mode_opt(void)
+{
+	return strcmp(opt.cache, "wc") ? BARMAP_CACHE_UC : BARMAP_CACHE_WC;
+}
+
 static int cmd_check(void)
 {
 	struct barmap_info info;
 	int fd = dev_open(O_RDWR), ret;
 	bool all = !strcmp(opt.strategy, "all");
-	uint32_t mode = strcmp(opt.cache, "wc") ? BARMAP_CACHE_UC :
-						  BARMAP_CACHE_WC;
+	uint32_t mode = cache_mode_opt();
 
 	ret = get_info(fd, &info);
 	if (ret) {
@@ -2029,7 +2033,7 @@ static int cmd_hold(long secs)
 	uint32_t id = 0;
 	volatile uint32_t *bar, *buf;
 
-	if (buf_alloc(fd, page_size, &id))
+	if (buf_alloc(fd, page_size, &id) || set_cache(fd, cache_mode_opt()))
 		return 2;
 	bar = map_id(fd, BARMAP_MMAP_ID_BAR, page_size, PROT_READ | PROT_WRITE,
 		     MAP_SHARED);

@@ -122,7 +122,10 @@ class Console:
     def framed(self, command: str) -> tuple[str, re.Pattern[str], re.Pattern[str]]:
         """The line to type for ``command`` and the regexes of its start and end markers."""
         n = next(self._seq)
-        line = f"echo BM''START-{n}; {command}; echo BM''END-{n}-$?\n"
+        command = command.rstrip()
+        # "cmd &" is already terminated: "cmd &; echo" would be a syntax error
+        sep = " " if command.endswith("&") and not command.endswith("&&") else "; "
+        line = f"echo BM''START-{n}; {command}{sep}echo BM''END-{n}-$?\n"
         start = re.compile(rf"BMSTART-{n}\r?\n")
         end = re.compile(rf"BMEND-{n}-(\d+)\r?\n")
         return line, start, end
