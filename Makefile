@@ -5,29 +5,33 @@
 #   KERNEL_SUITE=bookworm|trixie   which Debian release's kernel to boot (6.1 / 6.12)
 #   KDIR=/path/to/kernel/build     build the module against your own kernel tree instead
 #   KERNEL=/path/to/bzImage        boot your own kernel image instead
-#   BARMAP_CACHE=dir               where heavy artifacts live (default ~/.cache/barmap)
+#   BARMAP_CACHE=dir               where heavy artifacts live (the default: harness/barmap/paths.py)
 #   ACCEL=auto|kvm|tcg             how the harness runs guests (auto probes KVM, falls back to TCG)
 
-QEMU_SUITE   ?= bookworm
-KERNEL_SUITE ?= bookworm
-BARMAP_CACHE ?= $(HOME)/.cache/barmap
 ACCEL        ?= auto
 PYTEST_ARGS  ?=
-
-export BARMAP_CACHE
 
 PYTHON   ?= python3
 VENV     := .venv
 VPY      := $(VENV)/bin/python
-QEMU_BIN := $(BARMAP_CACHE)/qemu/$(QEMU_SUITE)/build/qemu-system-x86_64
-KENV     := $(BARMAP_CACHE)/kernel/$(KERNEL_SUITE)/kernel.env
-OUT      := build/$(KERNEL_SUITE)
-INITRD   := $(OUT)/initramfs.cpio.gz
+
+# Every path and default (cache, suites, where QEMU, kernel.env and the initramfs
+# are) comes from harness/barmap/paths.py, as NAME:=value words: BARMAP_CACHE,
+# QEMU_SUITE, KERNEL_SUITE, QEMU_BIN, KENV, OUT, INITRD.  Knobs given here win.
+PATHS_ARGS := $(if $(BARMAP_CACHE),--cache '$(BARMAP_CACHE)') \
+	$(if $(QEMU_SUITE),--qemu-suite '$(QEMU_SUITE)') \
+	$(if $(KERNEL_SUITE),--kernel-suite '$(KERNEL_SUITE)')
+$(foreach v,$(shell $(PYTHON) harness/barmap/paths.py --make $(PATHS_ARGS)),$(eval $(v)))
+ifeq ($(KENV),)
+$(error harness/barmap/paths.py gave no paths (see its message above))
+endif
+
+export BARMAP_CACHE
 
 # What the harness boots; tests and the CLI read these.
-export BARMAP_QEMU  := $(abspath $(QEMU_BIN))
+export BARMAP_QEMU  := $(QEMU_BIN)
 export BARMAP_KENV  := $(KENV)
-export BARMAP_INITRD = $(abspath $(INITRD))
+export BARMAP_INITRD := $(INITRD)
 export BARMAP_ACCEL := $(ACCEL)
 ifneq ($(KERNEL),)
 export BARMAP_KERNEL := $(abspath $(KERNEL))

@@ -6,12 +6,13 @@
 #   scripts/checkpatch.sh [checkpatch options] FILE...
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-cache=${BARMAP_CACHE:-$HOME/.cache/barmap}
-suite=${BARMAP_SUITE:-bookworm}
-dir=$cache/checkpatch
+# shellcheck source=scripts/paths.sh
+. "$top/scripts/paths.sh" --kernel-suite ""
+suite=$KERNEL_SUITE
+dir=$CHECKPATCH_DIR
 if [ ! -x "$dir/scripts/checkpatch.pl" ]; then
 	echo "checkpatch: fetching it from the linux-source package (once)" >&2
-	base=$cache/kernel/$suite
+	base=$KERNEL_DIR
 	python3 "$top/scripts/apt-private.py" "$base/apt" "$suite" >/dev/null
 	opts=$(cat "$base/apt/apt-opts")
 	# shellcheck disable=SC2086

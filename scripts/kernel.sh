@@ -5,16 +5,17 @@
 #
 # The ABI is resolved from the linux-image-amd64 metapackage each time the
 # package lists are refreshed, so a rolled ABI is followed, never pinned.
-# Result: $BARMAP_CACHE/kernel/SUITE/
+# Result: KERNEL_DIR (scripts/paths.sh):
 #   root/        the unpacked packages (boot/vmlinuz-*, lib/modules/*, usr/src/*)
 #   kernel.env   KVER=... VMLINUZ=... KDIR=... MODDIR=...  (sourced by make and the harness)
 set -euo pipefail
 
-suite=${1:-${BARMAP_SUITE:-bookworm}}
 top=$(cd "$(dirname "$0")/.." && pwd)
-cache=${BARMAP_CACHE:-$HOME/.cache/barmap}
-base=$cache/kernel/$suite
-env=$base/kernel.env
+# shellcheck source=scripts/paths.sh
+. "$top/scripts/paths.sh" --kernel-suite "${1:-}"
+suite=$KERNEL_SUITE
+base=$KERNEL_DIR
+env=$KENV
 
 say() { printf 'barmap kernel[%s]: %s\n' "$suite" "$*" >&2; }
 

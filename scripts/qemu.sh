@@ -3,20 +3,21 @@
 #
 #   scripts/qemu.sh [SUITE]      SUITE: bookworm (QEMU 7.2, default) or trixie (QEMU 10.0)
 #
-# Everything heavy lives in the cache ($BARMAP_CACHE, default ~/.cache/barmap):
-#   qemu/SUITE/apt     private apt state (scripts/apt-private.py)
-#   qemu/SUITE/src     `apt-get source qemu`, Debian's patches applied
-#   qemu/SUITE/build   the build; the binary is qemu/SUITE/build/qemu-system-x86_64
+# Everything heavy lives in the cache, in QEMU_DIR (scripts/paths.sh):
+#   QEMU_DIR/apt     private apt state (scripts/apt-private.py)
+#   QEMU_DIR/src     `apt-get source qemu`, Debian's patches applied
+#   QEMU_DIR/build   the build; the binary is QEMU_BIN
 # The device is copied into src/hw/misc (only files whose content changed, so
 # ninja rebuilds just barmap.o) and hooked into hw/misc/{Kconfig,meson.build,trace-events}.
 set -euo pipefail
 
-suite=${1:-${BARMAP_SUITE:-bookworm}}
 top=$(cd "$(dirname "$0")/.." && pwd)
-cache=${BARMAP_CACHE:-$HOME/.cache/barmap}
-base=$cache/qemu/$suite
+# shellcheck source=scripts/paths.sh
+. "$top/scripts/paths.sh" --qemu-suite "${1:-}"
+suite=$QEMU_SUITE
+base=$QEMU_DIR
 src=$base/src
-build=$base/build
+build=$(dirname "$QEMU_BIN")
 
 say() { printf 'barmap qemu[%s]: %s\n' "$suite" "$*" >&2; }
 
@@ -103,6 +104,6 @@ integrate
 configure
 say "building (ninja qemu-system-x86_64)"
 start=$(date +%s)
-ninja -C "$build" qemu-system-x86_64 >"$build/ninja.log" 2>&1 ||
+ninja -C "$build" "$(basename "$QEMU_BIN")" >"$build/ninja.log" 2>&1 ||
 	{ grep -E 'error|Error' -A3 "$build/ninja.log" | head -n 60 >&2; say "build failed, log: $build/ninja.log"; exit 1; }
-say "built $build/qemu-system-x86_64 in $(($(date +%s) - start)) s"
+say "built $QEMU_BIN in $(($(date +%s) - start)) s"

@@ -17,7 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from barmap.artifacts import cache_dir
+from barmap.cmdline import firmware_args
+from barmap.paths import cache_dir
 
 PROBE_DEADLINE = 20.0
 # The kernel printed something: KVM ran guest code far enough.
@@ -48,13 +49,16 @@ def probe_kvm(qemu: Path, kernel: Path, deadline: float = PROBE_DEADLINE) -> Pro
     cmd = [
         str(qemu), "-M", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256",
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-        "-L", "/usr/share/qemu", "-L", "/usr/share/seabios", "-serial", "stdio",
+        *firmware_args(), "-serial", "stdio",
         "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1 earlyprintk=ttyS0",
     ]  # fmt: skip
     start = time.monotonic()
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    try:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+    except OSError as exc:
+        return ProbeResult(False, f"cannot run {qemu}: {exc.strerror}", 0.0)
     try:
         out, _ = proc.communicate(timeout=deadline)
     except subprocess.TimeoutExpired:

@@ -1,8 +1,10 @@
-"""Where the built pieces are: QEMU binary, guest kernel, initramfs.
+"""Which QEMU binary, guest kernel and initramfs a run uses.
 
-``make`` exports BARMAP_QEMU, BARMAP_KENV (the kernel.env written by
-scripts/kernel.sh), BARMAP_KERNEL (a user's own kernel image) and
-BARMAP_INITRD; without them the defaults follow the Makefile's layout.
+An argument wins, then the environment ``make`` exports (BARMAP_QEMU,
+BARMAP_KENV, the kernel.env written by scripts/kernel.sh, BARMAP_KERNEL, a
+user's own kernel image, and BARMAP_INITRD), then the layout of
+``barmap.paths``.  The guest tests, the device tests (``barmap.qtest``) and
+the CLI all resolve them here.
 """
 
 from __future__ import annotations
@@ -11,23 +13,24 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from barmap import paths
 from barmap.errors import ConfigError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SUITE = "bookworm"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("BARMAP_CACHE") or Path.home() / ".cache" / "barmap")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines (comments and blank lines skipped), as scripts/kernel.sh writes them."""
     out: dict[str, str] = {}
     for line in path.read_text().splitlines():
         key, sep, value = line.partition("=")
-        if sep and key.strip() and not key.startswith("#"):
+        if sep and key.strip() and not key.lstrip().startswith("#"):
             out[key.strip()] = value.strip()
     return out
+
+
+def find_qemu(qemu: str | os.PathLike[str] | None = None) -> Path:
+    """The QEMU to run: ``qemu``, else ``$BARMAP_QEMU``, else the cached build of the suite."""
+    env = os.environ.get("BARMAP_QEMU", "").strip()
+    return Path(qemu or env or paths.qemu_binary()).expanduser()
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,6 @@ class Artifacts:
     kernel: Path
     initrd: Path
     kernel_release: str
-    modules_dir: Path | None = None
 
     def check(self) -> None:
         """Raise ConfigError naming the first missing piece and the make target that builds it."""
@@ -55,28 +57,19 @@ def find_artifacts(
     kernel: str | os.PathLike[str] | None = None,
     initrd: str | os.PathLike[str] | None = None,
 ) -> Artifacts:
-    """Resolve the artifacts from arguments, then the environment, then the default layout."""
-    suite = suite or os.environ.get("BARMAP_KERNEL_SUITE") or DEFAULT_SUITE
-    qemu_suite = os.environ.get("BARMAP_QEMU_SUITE") or DEFAULT_SUITE
-    cache = cache_dir()
-    qemu_path = Path(
-        qemu
-        or os.environ.get("BARMAP_QEMU")
-        or cache / "qemu" / qemu_suite / "build" / "qemu-system-x86_64"
-    )
-    kenv_path = Path(os.environ.get("BARMAP_KENV") or cache / "kernel" / suite / "kernel.env")
+    """Resolve the artifacts from arguments, then the environment, then the default layout.
+
+    ``suite`` is the kernel suite; BARMAP_KENV and BARMAP_INITRD (which ``make``
+    sets for its own suite) only apply when no suite is asked for.
+    """
+    env = os.environ.get
+    kenv_path = Path((None if suite else env("BARMAP_KENV")) or paths.kernel_env(suite))
     kenv = read_env_file(kenv_path) if kenv_path.is_file() else {}
-    kernel_path = Path(kernel or os.environ.get("BARMAP_KERNEL") or kenv.get("VMLINUZ", kenv_path))
-    initrd_path = Path(
-        initrd
-        or os.environ.get("BARMAP_INITRD")
-        or REPO_ROOT / "build" / suite / "initramfs.cpio.gz"
-    )
-    moddir = kenv.get("MODDIR")
+    kernel_path = Path(kernel or env("BARMAP_KERNEL") or kenv.get("VMLINUZ", kenv_path))
+    initrd_path = Path(initrd or (None if suite else env("BARMAP_INITRD")) or paths.initrd(suite))
     return Artifacts(
-        qemu=qemu_path,
+        qemu=find_qemu(qemu),
         kernel=kernel_path,
         initrd=initrd_path,
         kernel_release=kenv.get("KVER", ""),
-        modules_dir=Path(moddir) if moddir else None,
     )

@@ -15,10 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from barmap import checks
-from barmap.artifacts import REPO_ROOT, cache_dir, find_artifacts
+from barmap.artifacts import find_artifacts
 from barmap.config import ACCELS, MachineConfig
 from barmap.errors import BarmapError, MachineError
 from barmap.machine import Machine
+from barmap.paths import DEFAULT_SUITE, REPO_ROOT, SUITES, cache_dir, firmware_file
 from barmap.report import table
 
 EPILOG = """\
@@ -29,6 +30,9 @@ examples:
   barmap debug                     the same, stopped for gdb (prints the gdb command)
   barmap doctor                    what is built, cached and usable here
 """
+
+
+SUITE_HELP = f"kernel suite: {' or '.join(SUITES)} (default: {DEFAULT_SUITE})"
 
 
 def _log_dir(name: str) -> Path:
@@ -47,7 +51,7 @@ def _add_vm_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--qemu", help="QEMU binary (default: the cached build)")
     g.add_argument("--kernel", help="guest kernel image (default: the cached distro kernel)")
     g.add_argument("--initrd", help="initramfs (default: build/SUITE/initramfs.cpio.gz)")
-    g.add_argument("--suite", help="kernel suite: bookworm or trixie (default: bookworm)")
+    g.add_argument("--suite", help=SUITE_HELP)
     g.add_argument("--memory", type=int, default=1024, metavar="MiB", help="guest RAM")
     g.add_argument("--log-dir", type=Path, help="where to keep the console log")
 
@@ -205,15 +209,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+BUILD_TARGETS = ("all", "qemu", "kernel", "driver", "image")  # make targets of the same name
+
+
 def cmd_build(args: argparse.Namespace) -> int:
-    target = {
-        "all": "all",
-        "qemu": "qemu",
-        "kernel": "kernel",
-        "driver": "driver",
-        "image": "image",
-    }[args.what]
-    return subprocess.call(["make", "-C", str(REPO_ROOT), target])
+    return subprocess.call(["make", "-C", str(REPO_ROOT), args.what])
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -233,8 +233,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             f"/usr/sbin/{tool}" if Path(f"/usr/sbin/{tool}").exists() else ""
         )
         item(tool, bool(path), path)
-    for fw in ("/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/kvmvapic.bin"):
-        item("firmware", Path(fw).is_file(), fw)
+    for name in ("bios-256k.bin", "kvmvapic.bin"):
+        found = firmware_file(name)
+        item("firmware", found is not None, str(found or f"{name}: in none of the -L dirs"))
     if art.qemu.is_file() and art.kernel.is_file():
         probe = cached_probe(art.qemu, art.kernel)
         rows.append(("KVM", "usable" if probe.usable else "unusable (TCG)", probe.reason))
@@ -245,7 +246,6 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         with socket.socket() as s:
             free = s.connect_ex(("127.0.0.1", port)) != 0
         rows.append((f"port {port}", "free" if free else "IN USE", use))
-    rows.append(("ssh/console ports", "ok", "chosen free at each start; sockets are private"))
     print(table(("what", "state", "detail"), rows))
     return 0 if all(r[1] != "MISSING" for r in rows[:3]) else 1
 
@@ -261,9 +261,7 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     b = sub.add_parser("build", help="build QEMU, the kernel cache, the driver and the image")
-    b.add_argument(
-        "what", nargs="?", default="all", choices=("all", "qemu", "kernel", "driver", "image")
-    )
+    b.add_argument("what", nargs="?", default="all", choices=BUILD_TARGETS)
     b.set_defaults(func=cmd_build)
 
     d = sub.add_parser("demo", help="boot, load the driver, check both mmap strategies")
@@ -296,7 +294,7 @@ def parser() -> argparse.ArgumentParser:
     be.set_defaults(func=cmd_bench)
 
     doc = sub.add_parser("doctor", help="what is installed, cached and usable")
-    doc.add_argument("--suite", help="kernel suite (default: bookworm)")
+    doc.add_argument("--suite", help=SUITE_HELP)
     doc.set_defaults(func=cmd_doctor)
     return p
 

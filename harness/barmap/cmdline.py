@@ -1,10 +1,21 @@
-"""The QEMU command line, built in this one place from a MachineConfig."""
+"""The QEMU command lines, built in this one place: a guest's from a MachineConfig, and qtest's."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from barmap.config import MachineConfig
+from barmap.paths import FIRMWARE_DIRS
+
+
+def firmware_args(dirs: Sequence[str] = FIRMWARE_DIRS) -> list[str]:
+    return [arg for d in dirs for arg in ("-L", d)]
+
+
+def monitor_args(qmp_socket: Path) -> list[str]:
+    """QEMU's QMP monitor as a client of the harness's socket."""
+    return ["-chardev", f"socket,id=qmp,path={qmp_socket}", "-mon", "chardev=qmp,mode=control"]
 
 
 def kernel_append(config: MachineConfig) -> str:
@@ -56,12 +67,11 @@ def build_cmdline(
     args += ["-cpu", "host" if accel == "kvm" else "max"]
     args += ["-m", str(config.memory_mb), "-smp", str(config.smp)]
     args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]
-    for fw in config.firmware_dirs:
-        args += ["-L", fw]
+    args += firmware_args(config.firmware_dirs)
     args += ["-kernel", str(config.kernel), "-initrd", str(initrd or config.initrd)]
     args += ["-append", kernel_append(config)]
     args += ["-chardev", f"socket,id=console,path={console_socket}", "-serial", "chardev:console"]
-    args += ["-chardev", f"socket,id=qmp,path={qmp_socket}", "-mon", "chardev=qmp,mode=control"]
+    args += monitor_args(qmp_socket)
     if config.pvpanic:
         args += ["-device", "pvpanic"]
     if config.ssh and ssh_port is not None:
@@ -78,3 +88,18 @@ def build_cmdline(
     if incoming:
         args += ["-incoming", "defer"]
     return args
+
+
+def build_qtest_cmdline(
+    binary: Path,
+    *,
+    machine: str,
+    qtest_socket: Path,
+    qmp_socket: Path,
+    args: Sequence[str] = (),
+) -> list[str]:
+    """A machine without a guest, driven through qtest (as libqtest starts it), plus ``args``."""
+    cmd = [str(binary), "-accel", "qtest", "-M", machine, *firmware_args()]
+    cmd += ["-display", "none", "-nodefaults"]
+    cmd += ["-qtest", f"unix:{qtest_socket}", "-qtest-log", "/dev/null"]
+    return cmd + monitor_args(qmp_socket) + list(args)

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Literal
 
 from barmap.errors import ConfigError
+from barmap.paths import FIRMWARE_DIRS
 
 Accel = Literal["auto", "kvm", "tcg"]
 ACCELS: tuple[str, ...] = ("auto", "kvm", "tcg")
-FIRMWARE_DIRS: tuple[str, ...] = ("/usr/share/qemu", "/usr/share/seabios")
 
 
 @dataclass(frozen=True)

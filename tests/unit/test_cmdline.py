@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from barmap.cmdline import build_cmdline, kernel_append
+from barmap.cmdline import build_cmdline, build_qtest_cmdline, kernel_append
 from barmap.config import BarmapDevice, MachineConfig, Reservation
 from barmap.errors import ConfigError
+from barmap.paths import FIRMWARE_DIRS
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def test_paused_with_sockets_and_no_defaults(config: MachineConfig, tmp_path: Pa
     chardevs = _opt(args, "-chardev")
     assert f"socket,id=console,path={tmp_path / 'c'}" in chardevs
     assert f"socket,id=qmp,path={tmp_path / 'q'}" in chardevs
-    assert _opt(args, "-L") == ["/usr/share/qemu", "/usr/share/seabios"]
+    assert _opt(args, "-L") == list(FIRMWARE_DIRS)
     assert "barmap,id=barmap0,size=16777216" in _opt(args, "-device")
     assert "pvpanic" in _opt(args, "-device")
 
@@ -96,3 +97,17 @@ def test_bad_config_is_refused(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         replace(config, **change).validate()  # type: ignore[arg-type]
+
+
+def test_qtest_machine_connects_to_our_sockets(tmp_path: Path) -> None:
+    args = build_qtest_cmdline(
+        tmp_path / "qemu", machine="q35", qtest_socket=tmp_path / "t", qmp_socket=tmp_path / "q",
+        args=["-device", "barmap"],
+    )  # fmt: skip
+    assert args[0] == str(tmp_path / "qemu")
+    assert _opt(args, "-accel") == ["qtest"] and _opt(args, "-M") == ["q35"]
+    assert _opt(args, "-qtest") == [f"unix:{tmp_path / 't'}"]
+    assert _opt(args, "-chardev") == [f"socket,id=qmp,path={tmp_path / 'q'}"]
+    assert _opt(args, "-mon") == ["chardev=qmp,mode=control"]
+    assert _opt(args, "-L") == list(FIRMWARE_DIRS)
+    assert "-nodefaults" in args and args[-2:] == ["-device", "barmap"]

@@ -1,0 +1,154 @@
+"""Every path and default of barmap, in this one place.
+
+The cache directory, the Debian suites, the firmware directories and where
+each built piece lives are resolved here and nowhere else: the harness imports
+this module, the Makefile and the shell scripts run it (standard library only,
+so it works before the venv exists)::
+
+    python3 harness/barmap/paths.py --make  [--cache DIR] [--qemu-suite S] [--kernel-suite S]
+    python3 harness/barmap/paths.py --shell [...]      # what scripts/paths.sh evals
+    python3 harness/barmap/paths.py NAME [...]         # one value, e.g. ``kenv``
+
+Environment: ``BARMAP_CACHE`` moves the cache; ``BARMAP_QEMU_SUITE`` and
+``BARMAP_KERNEL_SUITE`` (or ``BARMAP_SUITE`` for both) pick the suites.  An
+empty value counts as unset.  Which QEMU, kernel and initramfs a run uses
+(``BARMAP_QEMU``, ``BARMAP_KENV``, ``BARMAP_KERNEL``, ``BARMAP_INITRD``) is
+decided in ``barmap.artifacts``, on top of this layout.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+SUITES: tuple[str, ...] = ("bookworm", "trixie")  # QEMU 7.2 / 10.0, kernel 6.1 / 6.12
+DEFAULT_SUITE = SUITES[0]
+# -L for the built QEMU (installed with Debian's seabios, qemu-system-data, ipxe-qemu)
+FIRMWARE_DIRS: tuple[str, ...] = ("/usr/share/qemu", "/usr/share/seabios")
+QEMU_BINARY_NAME = "qemu-system-x86_64"
+
+
+def _env(name: str) -> str:
+    return os.environ.get(name, "").strip()
+
+
+def cache_dir(cache: str | os.PathLike[str] | None = None) -> Path:
+    """Where heavy artifacts live: ``cache``, else ``$BARMAP_CACHE``, else ~/.cache/barmap."""
+    path = Path(cache or _env("BARMAP_CACHE") or Path.home() / ".cache" / "barmap")
+    return path.expanduser().absolute()
+
+
+def qemu_suite(suite: str | None = None) -> str:
+    return suite or _env("BARMAP_QEMU_SUITE") or _env("BARMAP_SUITE") or DEFAULT_SUITE
+
+
+def kernel_suite(suite: str | None = None) -> str:
+    return suite or _env("BARMAP_KERNEL_SUITE") or _env("BARMAP_SUITE") or DEFAULT_SUITE
+
+
+def qemu_dir(suite: str | None = None, cache: str | None = None) -> Path:
+    """apt state, source tree and build of one suite's QEMU (scripts/qemu.sh)."""
+    return cache_dir(cache) / "qemu" / qemu_suite(suite)
+
+
+def qemu_binary(suite: str | None = None, cache: str | None = None) -> Path:
+    """Where scripts/qemu.sh builds QEMU (not ``$BARMAP_QEMU``: see barmap.artifacts)."""
+    return qemu_dir(suite, cache) / "build" / QEMU_BINARY_NAME
+
+
+def kernel_dir(suite: str | None = None, cache: str | None = None) -> Path:
+    """One suite's unpacked kernel packages and their apt state (scripts/kernel.sh)."""
+    return cache_dir(cache) / "kernel" / kernel_suite(suite)
+
+
+def kernel_env(suite: str | None = None, cache: str | None = None) -> Path:
+    """The ``KVER=``/``VMLINUZ=``/``KDIR=``/``MODDIR=`` file scripts/kernel.sh writes."""
+    return kernel_dir(suite, cache) / "kernel.env"
+
+
+def checkpatch_dir(cache: str | None = None) -> Path:
+    return cache_dir(cache) / "checkpatch"
+
+
+def build_dir(suite: str | None = None) -> Path:
+    """The module, the guest tools and the initramfs built for one kernel suite."""
+    return REPO_ROOT / "build" / kernel_suite(suite)
+
+
+def initrd(suite: str | None = None) -> Path:
+    return build_dir(suite) / "initramfs.cpio.gz"
+
+
+def firmware_file(name: str) -> Path | None:
+    """The first firmware directory holding ``name`` (as QEMU's -L search finds it)."""
+    for directory in FIRMWARE_DIRS:
+        path = Path(directory) / name
+        if path.is_file():
+            return path
+    return None
+
+
+def layout(
+    cache: str | None = None, qemu: str | None = None, kernel: str | None = None
+) -> dict[str, str]:
+    """The values the Makefile and scripts/paths.sh use, by their variable names there."""
+    return {
+        "BARMAP_CACHE": str(cache_dir(cache)),
+        "QEMU_SUITE": qemu_suite(qemu),
+        "KERNEL_SUITE": kernel_suite(kernel),
+        "QEMU_DIR": str(qemu_dir(qemu, cache)),
+        "QEMU_BIN": str(qemu_binary(qemu, cache)),
+        "KERNEL_DIR": str(kernel_dir(kernel, cache)),
+        "KENV": str(kernel_env(kernel, cache)),
+        "CHECKPATCH_DIR": str(checkpatch_dir(cache)),
+        "OUT": str(build_dir(kernel)),
+        "INITRD": str(initrd(kernel)),
+        "FIRMWARE_DIRS": " ".join(FIRMWARE_DIRS),
+        "SUITES": " ".join(SUITES),
+    }
+
+
+_NAMES = {
+    "cache": "BARMAP_CACHE",
+    "qemu": "QEMU_BIN",
+    "kenv": "KENV",
+    "initrd": "INITRD",
+    "out": "OUT",
+}
+
+
+def main(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="paths.py", description=__doc__.split("\n\n")[0])
+    form = p.add_mutually_exclusive_group(required=True)
+    form.add_argument("--make", action="store_true", help="NAME:=value words for $(eval)")
+    form.add_argument("--shell", action="store_true", help="NAME=value lines for eval")
+    form.add_argument("name", nargs="?", choices=sorted(_NAMES), help="print one value")
+    p.add_argument("--cache", help="the cache directory (default $BARMAP_CACHE)")
+    p.add_argument("--qemu-suite", help=f"one of {', '.join(SUITES)} (default {DEFAULT_SUITE})")
+    p.add_argument("--kernel-suite", help=f"one of {', '.join(SUITES)} (default {DEFAULT_SUITE})")
+    args = p.parse_args(argv)
+    values = layout(args.cache or None, args.qemu_suite or None, args.kernel_suite or None)
+    if args.name:
+        print(values[_NAMES[args.name]])
+    elif args.make:
+        # one NAME:=value word each (the lists are for the shell only); make cannot
+        # take a path with spaces anyway
+        words = {k: v for k, v in values.items() if k not in ("FIRMWARE_DIRS", "SUITES")}
+        spaced = [k for k, v in words.items() if any(c.isspace() for c in v)]
+        if spaced:
+            print(f"paths.py: make cannot use paths with spaces: {spaced}", file=sys.stderr)
+            return 1
+        print(" ".join(f"{k}:={v}" for k, v in words.items()))
+    else:
+        print("\n".join(f"{k}={shlex.quote(v)}" for k, v in values.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

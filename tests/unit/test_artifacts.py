@@ -1,0 +1,92 @@
+"""Which QEMU, kernel and initramfs a run uses: argument, then environment, then layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from barmap import paths
+from barmap.artifacts import find_artifacts, find_qemu, read_env_file
+from barmap.errors import ConfigError
+
+KNOBS = ("BARMAP_QEMU", "BARMAP_KENV", "BARMAP_KERNEL", "BARMAP_INITRD", "BARMAP_SUITE",
+         "BARMAP_QEMU_SUITE", "BARMAP_KERNEL_SUITE")  # fmt: skip
+
+
+@pytest.fixture
+def cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty environment and a cache holding a bookworm and a trixie kernel.env."""
+    for name in KNOBS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("BARMAP_CACHE", str(tmp_path / "cache"))
+    for suite in ("bookworm", "trixie"):
+        kenv = paths.kernel_env(suite)
+        kenv.parent.mkdir(parents=True)
+        kenv.write_text(f"# made by the test\nKVER={suite}-kver\nVMLINUZ=/boot/{suite}\n\n")
+    return tmp_path / "cache"
+
+
+def test_layout_when_nothing_is_said(cache: Path) -> None:
+    art = find_artifacts()
+    assert art.qemu == cache / "qemu/bookworm/build/qemu-system-x86_64"
+    assert art.kernel == Path("/boot/bookworm") and art.kernel_release == "bookworm-kver"
+    assert art.initrd == paths.REPO_ROOT / "build/bookworm/initramfs.cpio.gz"
+
+
+def test_environment_beats_layout(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BARMAP_QEMU", "/env/qemu")
+    monkeypatch.setenv("BARMAP_KENV", str(paths.kernel_env("trixie")))
+    monkeypatch.setenv("BARMAP_INITRD", "/env/initrd")
+    art = find_artifacts()
+    assert (art.qemu, art.kernel, art.initrd) == (
+        Path("/env/qemu"), Path("/boot/trixie"), Path("/env/initrd")
+    )  # fmt: skip
+    monkeypatch.setenv("BARMAP_KERNEL", "/env/bzImage")  # a user's own kernel beats kernel.env
+    assert find_artifacts().kernel == Path("/env/bzImage")
+
+
+def test_arguments_beat_environment(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("BARMAP_QEMU", "BARMAP_KERNEL", "BARMAP_INITRD"):
+        monkeypatch.setenv(name, f"/env/{name}")
+    art = find_artifacts(None, "/arg/qemu", "/arg/kernel", "/arg/initrd")
+    assert (art.qemu, art.kernel, art.initrd) == (
+        Path("/arg/qemu"), Path("/arg/kernel"), Path("/arg/initrd")
+    )  # fmt: skip
+    assert find_qemu("/arg/qemu") == Path("/arg/qemu")
+
+
+def test_an_explicit_suite_beats_makes_environment(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """make exports BARMAP_KENV/BARMAP_INITRD for its own suite; --suite trixie means trixie."""
+    monkeypatch.setenv("BARMAP_KENV", str(paths.kernel_env("bookworm")))
+    monkeypatch.setenv("BARMAP_INITRD", "/make/bookworm/initrd")
+    art = find_artifacts("trixie")
+    assert art.kernel_release == "trixie-kver"
+    assert art.initrd == paths.REPO_ROOT / "build/trixie/initramfs.cpio.gz"
+
+
+def test_no_kernel_env_points_at_the_missing_file(cache: Path) -> None:
+    paths.kernel_env("trixie").unlink()
+    art = find_artifacts("trixie")
+    assert art.kernel == paths.kernel_env("trixie") and art.kernel_release == ""
+    with pytest.raises(ConfigError, match=r"QEMU binary not found at .*: run `make qemu`"):
+        art.check()
+
+
+def test_check_names_the_first_missing_piece_and_its_target(tmp_path: Path) -> None:
+    (tmp_path / "qemu").write_bytes(b"")
+    art = find_artifacts(None, tmp_path / "qemu", tmp_path / "vmlinuz", tmp_path / "initrd")
+    with pytest.raises(ConfigError) as info:
+        art.check()
+    assert str(info.value) == f"guest kernel not found at {tmp_path / 'vmlinuz'}: run `make kernel`"
+    (tmp_path / "vmlinuz").write_bytes(b"")
+    (tmp_path / "initrd").write_bytes(b"")
+    art.check()
+
+
+def test_read_env_file(tmp_path: Path) -> None:
+    f = tmp_path / "kernel.env"
+    f.write_text("# comment=no\nKVER=6.1.0-1-amd64\n  MODDIR = /m \nnot a pair\nEMPTY=\n")
+    assert read_env_file(f) == {"KVER": "6.1.0-1-amd64", "MODDIR": "/m", "EMPTY": ""}
