@@ -1,4 +1,4 @@
-"""The serial console: a drain thread that logs every byte, and pexpect for commands.
+"""The serial console: a drain thread that logs every byte, pexpect, and shell commands.
 
 QEMU connects to a socket the harness listens on.  One thread reads that
 socket for the VM's whole life, appends every byte to the console log, scans
@@ -6,6 +6,10 @@ for kernel failure markers and feeds a pipe that pexpect reads.  Commands are
 written to the socket.  Each command is framed by markers that the shell
 prints but that do not appear in the typed text, so kernel messages
 interleaving with the output cannot be taken for the end of a command.
+
+``Shell`` runs commands on whatever shell is at the other end of the socket
+(the guest's, or any ``sh`` in the unit tests) and turns a kernel failure
+report seen on the console into ``GuestCrash``.
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ import os
 import re
 import socket
 import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pexpect
 import pexpect.fdpexpect
 
 from barmap.crash import ANY_MARKER, CrashReport, find_crash
+from barmap.errors import CommandFailed, ConsoleTimeout, GuestCrash, MachineDied
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -40,7 +49,6 @@ class ConsoleDrain(threading.Thread):
         self._window = ""  # the unscanned tail, with some overlap for split markers
         self._crash_text: list[str] = []  # the text from the first marker on
         self.crash: CrashReport | None = None
-        self.crash_event = threading.Event()
         self.eof = threading.Event()
 
     def run(self) -> None:
@@ -73,7 +81,6 @@ class ConsoleDrain(threading.Thread):
             if ANY_MARKER.search(self._window):
                 self.crash = find_crash(self._window)
                 self._crash_text = [self._window]
-                self.crash_event.set()
 
     def text(self) -> str:
         """Everything the console said so far."""
@@ -111,6 +118,10 @@ class Console:
         """pexpect's expect on the console stream (raises pexpect.TIMEOUT / pexpect.EOF)."""
         return self._exp.expect(pattern, timeout=timeout)
 
+    def buffered(self) -> str:
+        """What pexpect has read from the console but no ``expect`` consumed yet."""
+        return str(self._exp.buffer)
+
     @property
     def before(self) -> str:
         return str(self._exp.before)
@@ -135,3 +146,112 @@ class Console:
             os.close(self.drain.read_fd)
         except OSError:
             pass
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    status: int
+    output: str
+
+    def __iter__(self) -> Any:  # (status, output) unpacking
+        return iter((self.status, self.output))
+
+
+def _console_closed(what: str) -> NoReturn:
+    raise MachineDied(f"{what}: the console closed")
+
+
+class Shell:
+    """Shell commands over a ``Console``: framed, bounded in time, checked for kernel reports.
+
+    ``alive`` says whether the other end (QEMU) still runs; ``died(what)``
+    raises the error for its end; ``error_kw()`` adds context (command line,
+    log path...) to every error.  A report is raised once per ``Shell``.
+    """
+
+    def __init__(
+        self,
+        console: Console,
+        *,
+        command_timeout: float = 60.0,
+        alive: Callable[[], bool] = lambda: True,
+        died: Callable[[str], NoReturn] = _console_closed,
+        error_kw: Callable[[], dict[str, Any]] = dict,
+        crash_settle: float = 2.0,
+    ) -> None:
+        self.console = console
+        self.command_timeout = command_timeout
+        self._alive = alive
+        self._died = died
+        self._error_kw = error_kw
+        self._crash_settle = crash_settle
+        self._crash_reported = False
+
+    def _kw(self) -> dict[str, Any]:
+        return {"console_tail": self.console.drain.tail(), **self._error_kw()}
+
+    def check_crash(self) -> None:
+        """Raise GuestCrash if the kernel has reported a failure on the console."""
+        drain = self.console.drain
+        if drain.crash is None or self._crash_reported:
+            return
+        # let the rest of the report (call trace) arrive
+        deadline = time.monotonic() + self._crash_settle
+        while time.monotonic() < deadline and not drain.eof.is_set():
+            time.sleep(0.1)
+        report = drain.crash_report()
+        assert report is not None
+        self._crash_reported = True
+        raise GuestCrash(str(report), marker=report.kind, excerpt=report.excerpt, **self._kw())
+
+    def expect(self, pattern: Any, timeout: float, *, what: str, command: str = "") -> None:
+        """Wait for ``pattern``; GuestCrash, ConsoleTimeout or ``died`` on the way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_crash()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConsoleTimeout(
+                    f"{what}: no answer within {timeout:.0f} s",
+                    command=command,
+                    timeout=timeout,
+                    **self._kw(),
+                )
+            try:
+                self.console.expect(pattern, timeout=min(0.5, remaining))
+                return
+            except pexpect.TIMEOUT:
+                if not self._alive():
+                    self._died(what)
+            except pexpect.EOF:
+                self.check_crash()
+                self._died(what)
+
+    def run(
+        self, command: str, *, timeout: float | None = None, check: bool = False
+    ) -> CommandResult:
+        """Run one command line: (exit status, output).  See ``Machine.run``."""
+        if "\n" in command:
+            raise ValueError("run() takes a single command line")
+        timeout = self.command_timeout if timeout is None else timeout
+        console = self.console
+        line, start, end = console.framed(command)
+        what = f"command {command!r}"
+        try:
+            console.send(line)
+        except OSError:  # the other end closed the console: it is gone or going
+            self._died(what)
+        self.expect(start, timeout, what=what, command=command)
+        self.expect(end, timeout, what=what, command=command)
+        output = console.before.replace("\r\n", "\n").replace("\r", "")
+        status = int(console.match.group(1))
+        self.check_crash()
+        if check and status != 0:
+            raise CommandFailed(
+                f"{what} exited with status {status}: {output.strip()[-500:]}",
+                command=command,
+                status=status,
+                output=output,
+                **self._kw(),
+            )
+        return CommandResult(status, output)

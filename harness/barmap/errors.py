@@ -58,6 +58,10 @@ class MachineDied(MachineError):
     """QEMU went away while the harness was using it."""
 
 
+class EventTimeout(MachineError):
+    """A QMP event did not come within its timeout."""
+
+
 class ConsoleTimeout(MachineError):
     """No answer on the console within the timeout (guest hang or a command that never ends)."""
 

@@ -22,7 +22,7 @@ def attach(vm: Machine, banner: str = "") -> None:
     if banner:
         out.write(banner.encode() + b"\r\n")
     # what pexpect already read past the boot marker (the first prompt)
-    pending = str(console._exp.buffer)
+    pending = console.buffered()
     if pending:
         out.write(pending.encode())
     out.flush()

@@ -3,87 +3,42 @@
     with Machine(config, log_dir=Path("build/logs/demo")) as vm:
         status, out = vm.run("cat /proc/version")
 
-QEMU starts paused with its QMP and console sockets connected to sockets the
-harness listens on in a private 0700 directory; the console drain thread is
-running before ``cont``, so no console byte is lost.  Shutdown is QMP ``quit``,
-then SIGTERM, then SIGKILL; QEMU also gets SIGKILL from the kernel if the
-harness process dies (PR_SET_PDEATHSIG), so no QEMU outlives it.
+QEMU is started by the shared launcher (``barmap.launcher``), paused, with its
+console and QMP connected to sockets in a private, locked runtime directory
+(``barmap.rundir``); the console drain thread is running before ``cont``, so
+no console byte is lost.  Commands go through ``barmap.console.Shell``,
+snapshots through ``barmap.snapshots``, SSH through ``barmap.ssh``.  The
+context manager turns SIGTERM into a clean exit; QEMU dies with the harness
+even on SIGKILL, and the next harness sweeps the directory it left.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
-import select
-import shlex
-import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
-import pexpect
-from qemu.qmp.legacy import QEMUMonitorProtocol
-
+from barmap import snapshots
 from barmap.accel import resolve_accel
 from barmap.cmdline import build_cmdline
 from barmap.config import MachineConfig
-from barmap.console import Console, ConsoleDrain
-from barmap.errors import (
-    CommandFailed,
-    ConsoleTimeout,
-    GuestCrash,
-    MachineDied,
-    MachineError,
-    QEMUStartError,
-)
+from barmap.console import CommandResult, Console, ConsoleDrain, Shell
+from barmap.errors import GuestCrash, MachineDied, MachineError, QEMUStartError
+from barmap.launcher import QEMUProcess
 from barmap.overlay import initrd_with_overlay
 from barmap.qmp import Monitor
+from barmap.rundir import RunDir
 from barmap.ssh import SshKeys, SshSession
 
 __all__ = ["CommandResult", "Machine", "MachineConfig"]
 
 BOOT_MARKER = "barmap-guest: init done"
-CONNECT_TIMEOUT = 30.0
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-# Every QEMU this process started, for the test suite's leak check.
-STARTED_PIDS: set[int] = set()
-
-
-def leftover_qemu_pids() -> list[int]:
-    """QEMU processes this process started that are still running (not zombies)."""
-    alive = []
-    for pid in sorted(STARTED_PIDS):
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z":
-            alive.append(pid)
-    return alive
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    status: int
-    output: str
-
-    def __iter__(self) -> Any:  # (status, output) unpacking
-        return iter((self.status, self.output))
 
 
 class Machine:
@@ -94,16 +49,12 @@ class Machine:
         self.config = config
         self.log_dir = Path(log_dir) if log_dir else None
         self.accel = ""
-        self.cmdline: list[str] = []
         self.boot_seconds = 0.0
-        self._rundir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._console_sock: socket.socket | None = None
-        self._drain: ConsoleDrain | None = None
-        self._console: Console | None = None
-        self._monitor: Monitor | None = None
-        self._crash_reported = False
         self.ssh_port: int | None = None
+        self._rundir: RunDir | None = None
+        self._proc: QEMUProcess | None = None
+        self._drain: ConsoleDrain | None = None
+        self._shell: Shell | None = None
         self._ssh_keys: SshKeys | None = None
         self._ssh: SshSession | None = None
         self._initrd: Path | None = None
@@ -144,15 +95,18 @@ class Machine:
             self._saved_sigterm = signal.signal(signal.SIGTERM, _exit)
 
     @property
-    def console_log(self) -> Path:
-        base = self.log_dir if self.log_dir else self._rundir
-        assert base is not None
-        return base / "console.log"
-
-    @property
     def rundir(self) -> Path:
         assert self._rundir is not None, "machine not started"
-        return self._rundir
+        return self._rundir.path
+
+    @property
+    def console_log(self) -> Path:
+        return (self.log_dir if self.log_dir else self.rundir) / "console.log"
+
+    @property
+    def cmdline(self) -> list[str]:
+        """The QEMU command line of the current (or last) QEMU."""
+        return self._proc.cmdline if self._proc is not None else []
 
     def start(
         self, *, wait_boot: bool = True, paused: bool = False, quiet_shell: bool = True
@@ -163,7 +117,7 @@ class Machine:
         interactive session keeps it.
         """
         self._prepare()
-        self._launch()
+        self.launch()
         if paused:
             return
         self.qmp.cmd("cont")
@@ -172,30 +126,24 @@ class Machine:
 
     def _prepare(self) -> None:
         """What outlives a QEMU restart: the runtime directory, the log, the SSH keys."""
-        self._rundir = Path(tempfile.mkdtemp(prefix="barmap-run-"))
-        os.chmod(self._rundir, 0o700)
+        self._rundir = RunDir()
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.console_log.write_bytes(b"")
         self.accel = resolve_accel(self.config.accel, self.config.qemu, self.config.kernel)
         if self.config.ssh:
-            self._ssh_keys = SshKeys(self._rundir)
+            self._ssh_keys = SshKeys(self.rundir)
             self._initrd = initrd_with_overlay(
-                self.config.initrd, self._ssh_keys.overlay(), self._rundir / "initrd.img"
+                self.config.initrd, self._ssh_keys.overlay(), self.rundir / "initrd.img"
             )
 
-    def _launch(self, incoming: bool = False) -> None:
-        """Start QEMU paused, connected to our console and QMP sockets."""
-        qmp_path = self.rundir / "qmp.sock"
-        console_path = self.rundir / "console.sock"
-        for path in (qmp_path, console_path):
-            path.unlink(missing_ok=True)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(console_path))
-        listener.listen(1)
-        qmp = QEMUMonitorProtocol(str(qmp_path), server=True)
+    def launch(self, *, incoming: bool = False) -> None:
+        """Start a QEMU for this machine, paused (``incoming``: waiting for a saved state)."""
+        proc = self._proc = QEMUProcess(self.rundir)
+        console_path = proc.listen("console")
+        qmp_path = proc.listen_qmp()
         self.ssh_port = _free_port() if self.config.ssh else None
-        self.cmdline = build_cmdline(
+        cmdline = build_cmdline(
             self.config,
             accel=self.accel,
             qmp_socket=qmp_path,
@@ -204,79 +152,39 @@ class Machine:
             initrd=self._initrd,
             incoming=incoming,
         )
-        with open(self.rundir / "qemu.stderr", "wb") as stderr:
-            self._proc = subprocess.Popen(
-                self.cmdline,
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=stderr,
-                preexec_fn=_die_with_parent,
-            )
-        STARTED_PIDS.add(self._proc.pid)
         try:
-            self._console_sock = self._accept(listener)
-        finally:
-            listener.close()
-        self._drain = ConsoleDrain(self._console_sock, self.console_log)
+            proc.launch(cmdline)
+        except QEMUStartError as exc:
+            raise QEMUStartError(exc.message, **self.error_kw()) from None
+        sock = proc.sockets["console"]
+        self._drain = ConsoleDrain(sock, self.console_log)
         self._drain.start()
-        self._console = Console(self._console_sock, self._drain)
-        try:
-            qmp.accept(timeout=CONNECT_TIMEOUT)
-        except Exception as exc:  # qemu.qmp raises several types here
-            raise self._start_error(f"QMP handshake failed: {exc}") from None
-        self._monitor = Monitor(qmp, self.rundir)
+        self._shell = Shell(
+            Console(sock, self._drain),
+            command_timeout=self.config.command_timeout,
+            alive=self.is_running,
+            died=self.died,
+            error_kw=self.error_kw,
+        )
 
-    def _accept(self, listener: socket.socket) -> socket.socket:
-        deadline = time.monotonic() + CONNECT_TIMEOUT
-        while time.monotonic() < deadline:
-            assert self._proc is not None
-            if self._proc.poll() is not None:
-                raise self._start_error(f"QEMU exited with status {self._proc.returncode}")
-            ready, _, _ = select.select([listener], [], [], 0.1)
-            if ready:
-                conn, _ = listener.accept()
-                return conn
-        raise self._start_error(f"QEMU did not connect its console within {CONNECT_TIMEOUT:.0f} s")
-
-    def _stderr(self) -> str:
-        if self._rundir is None:
-            return ""
-        try:
-            return (self._rundir / "qemu.stderr").read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def _error_kw(self) -> dict[str, Any]:
+    def error_kw(self) -> dict[str, Any]:
+        """The context every MachineError of this machine carries."""
         return {
-            "cmdline": self.cmdline,
+            **(self._proc.error_kw() if self._proc is not None else {}),
             "console_tail": self._drain.tail() if self._drain else "",
             "log_path": str(self.console_log) if self.log_dir else "",
-            "stderr": self._stderr(),
         }
-
-    def _start_error(self, message: str) -> QEMUStartError:
-        if self._proc is not None and self._proc.poll() is None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(timeout=1)
-        stderr = self._stderr().strip()
-        if stderr:
-            message = f"{message}: {stderr.splitlines()[-1]}"
-        return QEMUStartError(message, **self._error_kw())
 
     def wait_boot(self, *, quiet_shell: bool = True) -> float:
         """Wait for the guest's init to hand over its shell; returns seconds since ``cont``."""
         start = time.monotonic()
-        self._expect(BOOT_MARKER, self.config.boot_timeout, what="guest boot")
+        self.shell.expect(BOOT_MARKER, self.config.boot_timeout, what="guest boot")
         if quiet_shell:
             # no echo: busybox's line editing turns off too, so output is exactly what ran
-            self._console_ready()
+            self.console.send("\nstty -echo\n")
+            self.run("true", check=True)
         self.boot_seconds = time.monotonic() - start
         return self.boot_seconds
-
-    def _console_ready(self) -> None:
-        assert self._console is not None
-        self._console.send("\nstty -echo\n")
-        self.run("true", check=True, timeout=self.config.command_timeout)
 
     @property
     def pid(self) -> int | None:
@@ -284,166 +192,67 @@ class Machine:
         return self._proc.pid if self._proc is not None else None
 
     def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._proc is not None and self._proc.is_running()
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """QMP quit, then SIGTERM, then SIGKILL; sockets closed, runtime directory removed."""
-        self._stop_qemu(timeout)
-        if self.log_dir and self._rundir:
-            stderr = self._stderr()
+        self.stop_qemu(timeout)
+        if self.log_dir and self._proc is not None and self._rundir is not None:
+            stderr = self._proc.stderr()
             if stderr:
                 (self.log_dir / "qemu.stderr").write_text(stderr)
         if self._rundir is not None:
-            shutil.rmtree(self._rundir, ignore_errors=True)
+            self._rundir.remove()
         self._rundir = None
 
-    def _stop_qemu(self, timeout: float = 10.0) -> None:
-        proc = self._proc
-        if proc is not None and proc.poll() is None and self._monitor is not None:
-            with contextlib.suppress(Exception):
-                self._monitor.cmd("quit")
-        if proc is not None:
-            for sig, wait in ((None, timeout), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
-                if sig is not None and proc.poll() is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.send_signal(sig)
-                try:
-                    proc.wait(timeout=wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+    def stop_qemu(self, timeout: float = 10.0) -> None:
+        """Stop this machine's QEMU; the runtime directory stays (for ``launch`` again)."""
         if self._ssh is not None:
             self._ssh.close()
             self._ssh = None
-        if self._monitor is not None:
-            with contextlib.suppress(Exception):
-                self._monitor.close()
-        if self._console_sock is not None:
-            with contextlib.suppress(OSError):
-                self._console_sock.shutdown(socket.SHUT_RDWR)
-            self._console_sock.close()
+        if self._proc is not None:
+            self._proc.stop(timeout)
         if self._drain is not None:
             self._drain.join(timeout=5)
-        if self._console is not None:
-            self._console.close()
-        self._proc = self._console_sock = self._drain = self._console = self._monitor = None
-        self._crash_reported = False
+        if self._shell is not None:
+            self._shell.console.close()
+        self._drain = self._shell = None
 
     # -- snapshots ------------------------------------------------------------
 
     def save_state(self, path: Path, timeout: float = 120.0) -> float:
-        """Write the whole VM state (a migration stream) to ``path``; the VM runs on.
-
-        Returns the seconds it took.  ``restore_state`` brings it back.
-        """
-        start = time.monotonic()
-        self.qmp.cmd("migrate", uri=f"exec:cat > {shlex.quote(str(path))}")
-        self._wait_migration(timeout, "saving the VM state")
-        self.qmp.cmd("cont")
-        return time.monotonic() - start
+        """Write the whole VM state to ``path``; the VM runs on.  Seconds it took."""
+        return snapshots.save_state(self, path, timeout)
 
     def restore_state(self, path: Path, timeout: float = 120.0) -> float:
-        """Replace the running VM by the state saved in ``path`` (QEMU restarts with -incoming).
+        """Replace the running VM by the state saved in ``path`` (a new QEMU, -incoming).
 
         Returns the seconds from stopping the old QEMU to a responsive guest shell.
         """
-        if not Path(path).is_file():
-            raise MachineError(f"no saved state at {path}")
-        start = time.monotonic()
-        self._stop_qemu()
-        self._launch(incoming=True)
-        self.qmp.cmd("migrate-incoming", uri=f"exec:cat {shlex.quote(str(path))}")
-        self._wait_migration(timeout, "restoring the VM state")
-        self.qmp.cmd("cont")
-        self.run("true", check=True)
-        return time.monotonic() - start
-
-    def _wait_migration(self, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            info = self.qmp.cmd("query-migrate")
-            status = info.get("status", "")
-            if status == "completed":
-                return
-            if status in ("failed", "cancelled"):
-                raise MachineError(
-                    f"{what} failed: {info.get('error-desc', status)}", **self._error_kw()
-                )
-            if not self.is_running():
-                self._died(what)
-            time.sleep(0.05)
-        raise MachineError(f"{what}: not done within {timeout:.0f} s", **self._error_kw())
+        return snapshots.restore_state(self, path, timeout)
 
     # -- the console ------------------------------------------------------
 
     @property
-    def console(self) -> Console:
-        if self._console is None:
+    def shell(self) -> Shell:
+        if self._shell is None:
             raise MachineError("machine not started")
-        return self._console
+        return self._shell
+
+    @property
+    def console(self) -> Console:
+        return self.shell.console
 
     @property
     def drain(self) -> ConsoleDrain:
-        if self._drain is None:
-            raise MachineError("machine not started")
-        return self._drain
+        return self.shell.console.drain
 
     def console_text(self) -> str:
         return self._drain.text() if self._drain else ""
 
     def check_crash(self) -> None:
         """Raise GuestCrash if the kernel has reported a failure on the console."""
-        drain = self.drain
-        if drain.crash is None or self._crash_reported:
-            return
-        # let the rest of the report (call trace) arrive
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and not drain.eof.is_set():
-            time.sleep(0.1)
-        report = drain.crash_report()
-        assert report is not None
-        self._crash_reported = True
-        raise GuestCrash(
-            str(report), marker=report.kind, excerpt=report.excerpt, **self._error_kw()
-        )
-
-    def _expect(self, pattern: Any, timeout: float, *, what: str, command: str = "") -> None:
-        console = self.console
-        deadline = time.monotonic() + timeout
-        while True:
-            self.check_crash()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ConsoleTimeout(
-                    f"{what}: no answer within {timeout:.0f} s",
-                    command=command,
-                    timeout=timeout,
-                    **self._error_kw(),
-                )
-            try:
-                console.expect(pattern, timeout=min(0.5, remaining))
-                return
-            except pexpect.TIMEOUT:
-                if not self.is_running():
-                    self._died(what)
-            except pexpect.EOF:
-                self.check_crash()
-                self._died(what)
-
-    def _died(self, what: str) -> NoReturn:
-        assert self._proc is not None
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self._proc.wait(timeout=2)
-        self.check_crash()
-        if self._monitor is not None:
-            with contextlib.suppress(Exception):
-                self._monitor.poll_events()
-            if any(e.get("event") == "GUEST_PANICKED" for e in self._monitor.events):
-                raise GuestCrash(
-                    f"{what}: the guest panicked (pvpanic)", marker="panic", **self._error_kw()
-                )
-        status = self._proc.returncode
-        raise MachineDied(f"{what}: QEMU exited (status {status})", **self._error_kw())
+        self.shell.check_crash()
 
     def run(
         self, command: str, *, timeout: float | None = None, check: bool = False
@@ -454,30 +263,22 @@ class Machine:
         appeared, even if the command itself succeeded), and with ``check``
         CommandFailed on a non-zero status.
         """
-        if "\n" in command:
-            raise ValueError("run() takes a single command line")
-        timeout = self.config.command_timeout if timeout is None else timeout
-        console = self.console
-        line, start, end = console.framed(command)
-        what = f"command {command!r}"
-        try:
-            console.send(line)
-        except OSError:  # QEMU closed the console: it is gone or going
-            self._died(what)
-        self._expect(start, timeout, what=what, command=command)
-        self._expect(end, timeout, what=what, command=command)
-        output = console.before.replace("\r\n", "\n").replace("\r", "")
-        status = int(console.match.group(1))
+        return self.shell.run(command, timeout=timeout, check=check)
+
+    def died(self, what: str) -> NoReturn:
+        """QEMU is gone or going: GuestCrash if the guest said why, else MachineDied."""
+        assert self._proc is not None and self._proc.proc is not None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.proc.wait(timeout=2)
         self.check_crash()
-        if check and status != 0:
-            raise CommandFailed(
-                f"{what} exited with status {status}: {output.strip()[-500:]}",
-                command=command,
-                status=status,
-                output=output,
-                **self._error_kw(),
+        with contextlib.suppress(Exception):
+            self.qmp.poll_events()
+        if any(e.get("event") == "GUEST_PANICKED" for e in self.qmp_events()):
+            raise GuestCrash(
+                f"{what}: the guest panicked (pvpanic)", marker="panic", **self.error_kw()
             )
-        return CommandResult(status, output)
+        status = self._proc.returncode
+        raise MachineDied(f"{what}: QEMU exited (status {status})", **self.error_kw())
 
     # -- SSH ----------------------------------------------------------------
 
@@ -493,9 +294,16 @@ class Machine:
 
     @property
     def qmp(self) -> Monitor:
-        if self._monitor is None:
+        if self._proc is None:
             raise MachineError("machine not started")
-        return self._monitor
+        return self._proc.monitor
+
+    def qmp_events(self) -> list[dict[str, Any]]:
+        """The QMP events of the current QEMU (none once it is stopped)."""
+        try:
+            return self.qmp.events
+        except MachineError:
+            return []
 
 
 def _free_port() -> int:

@@ -22,7 +22,8 @@ from barmap.artifacts import Artifacts, find_artifacts
 from barmap.checks import load_module
 from barmap.config import ACCELS, MachineConfig
 from barmap.errors import BarmapError, ConfigError
-from barmap.machine import Machine, leftover_qemu_pids
+from barmap.launcher import leftover_qemu_pids
+from barmap.machine import Machine
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,9 +74,6 @@ class SessionVM:
         self.state = state
         self.restore = restore
         self.used = False
-        self.boot_seconds = vm.boot_seconds
-        self.save_seconds = 0.0
-        self.restore_seconds: list[float] = []
 
 
 @pytest.fixture(scope="session")
@@ -91,7 +89,7 @@ def barmap_session(
         session = SessionVM(vm, work / "booted.state",
                             not request.config.getoption("--barmap-no-restore"))  # fmt: skip
         if session.restore:
-            session.save_seconds = vm.save_state(session.state)
+            vm.save_state(session.state)
         yield session
 
 
@@ -104,7 +102,7 @@ def barmap_vm(barmap_session: SessionVM) -> Iterator[Machine]:
     """
     vm = barmap_session.vm
     if barmap_session.restore and (barmap_session.used or not vm.is_running()):
-        barmap_session.restore_seconds.append(vm.restore_state(barmap_session.state))
+        vm.restore_state(barmap_session.state)
     barmap_session.used = True
     vm.check_crash()
     yield vm
@@ -138,10 +136,7 @@ def _collect(vm: Machine, dest: Path) -> dict[str, Path]:
                 files[name].write_text(vm.qmp.hmp(command))
             except Exception:  # the monitor may be gone with QEMU
                 files.pop(name, None)
-    try:
-        events = vm.qmp.events
-    except BarmapError:
-        events = []
+    events = vm.qmp_events()
     files["qmp-events"] = dest / "qmp-events.json"
     files["qmp-events"].write_text(json.dumps(events, indent=1))
     return files

@@ -2,23 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
 from barmap.abi import reg
+from barmap.errors import EventTimeout
+
+
+def event_matches(data: Mapping[str, Any], match: Mapping[str, Any] | None) -> bool:
+    """Whether an event's ``data`` holds every key of ``match`` with its value (recursively)."""
+    for key, want in (match or {}).items():
+        if key not in data:
+            return False
+        got = data[key]
+        if isinstance(want, Mapping):
+            if not isinstance(got, Mapping) or not event_matches(got, want):
+                return False
+        elif got != want:
+            return False
+    return True
 
 
 class Monitor:
-    """A connected QMP session.  Events are kept for reports (``events``)."""
+    """A connected QMP session.
+
+    Every event received is kept in ``events`` (for reports); ``event_wait``
+    hands out each one at most once.
+    """
 
     def __init__(self, qmp: QEMUMonitorProtocol, scratch_dir: Path) -> None:
         self._qmp = qmp
         self._scratch = scratch_dir
         self.events: list[dict[str, Any]] = []
+        self._taken: set[int] = set()  # indices into events that event_wait returned
 
     def cmd(self, name: str, **args: Any) -> Any:
         """Run one QMP command; its ``return`` value, or ``qemu.qmp.ExecuteError``."""
@@ -35,6 +58,37 @@ class Monitor:
         self._qmp.clear_events()
         self.events.extend(new)
         return new
+
+    def event_wait(
+        self, name: str, match: Mapping[str, Any] | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """The first event ``name`` whose ``data`` holds ``match`` and that no earlier
+        ``event_wait`` returned, waiting up to ``timeout`` seconds for it.
+
+        Raises EventTimeout (with the events seen) when none comes.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll_events()
+            for i, event in enumerate(self.events):
+                if (
+                    i not in self._taken
+                    and event.get("event") == name
+                    and event_matches(event.get("data", {}), match)
+                ):
+                    self._taken.add(i)
+                    return event
+            left = deadline - time.monotonic()
+            if left <= 0:
+                seen = [e.get("event") for e in self.events]
+                raise EventTimeout(
+                    f"no {name} event matching {match or {}} within {timeout:g} s "
+                    f"(events seen: {seen})"
+                )
+            try:
+                self.events.extend(self._qmp.get_events(wait=float(left)))
+            except asyncio.TimeoutError:
+                pass
 
     def pci_devices(self) -> list[dict[str, Any]]:
         devices: list[dict[str, Any]] = []

@@ -1,37 +1,33 @@
-"""A small client for QEMU's qtest protocol, with just enough QMP to go with it.
+"""A client for QEMU's qtest protocol: the shared launcher with the qtest socket added.
 
 qtest (``-accel qtest -qtest unix:PATH``) lets a test drive a machine without a
 guest: read and write guest-physical memory and I/O ports, step the virtual
-clock, and watch interrupt lines.  This module starts QEMU the way libqtest
-does: the test side listens on two Unix sockets (qtest and QMP), QEMU connects
-to both, and nothing is driven before QMP has answered, because QEMU answers
-qtest commands before its first system reset has run (a BAR programmed before
-that reset is silently undone).
+clock, and watch interrupt lines.  As QEMU's ``QEMUQtestMachine`` is its
+``QEMUMachine`` plus qtest, ``QTest`` is a ``QEMUProcess`` (barmap.launcher:
+the same start, stop, QMP ``Monitor``, stderr and runtime directory as a
+guest's QEMU) plus one more socket.  Nothing is driven before QMP has
+answered, as in libqtest: QEMU answers qtest commands before its first system
+reset has run (a BAR programmed before that reset is silently undone).
 
-Only the standard library is used.
-
-    with QTest(binary, ["-device", "barmap,addr=04.0"]) as qt:
-        qt.writel(0xFEBF0000 + 0x0C, 0x1234)
-        assert qt.readl(0xFEBF0000 + 0x0C) == 0x1234
+    with QTest(["-device", "barmap,addr=04.0"]) as qt:
+        bar0 = qt.pci.device(4 << 3).iomap(0)
+        qt.writel(bar0 + 0x0C, 0x1234)
         qt.qmp("qom-set", path="/machine/peripheral-anon/device[0]", ...)
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import os
-import shutil
 import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-DEFAULT_QEMU = Path.home() / ".cache/barmap/qemu/bookworm/build/qemu-system-x86_64"
-FIRMWARE_DIRS = ("/usr/share/qemu", "/usr/share/seabios")
+from barmap.artifacts import find_qemu
+from barmap.cmdline import build_qtest_cmdline
+from barmap.errors import MachineError
+from barmap.launcher import QEMUProcess
+from barmap.qpci import PCIBus
 
 # PCI configuration mechanism #1
 PCI_CONFIG_ADDRESS = 0xCF8
@@ -45,14 +41,13 @@ ACPI_PCIHP_EJECT = 0xAE00 + 0x0008
 BATCH_CHUNK = 512
 
 
-class QTestError(RuntimeError):
-    """A qtest or QMP command failed, or QEMU went away."""
+class QTestError(MachineError):
+    """A qtest command failed, or QEMU went away."""
 
 
 def qemu_binary() -> Path:
-    """The QEMU to test: ``$BARMAP_QEMU``, else the cached bookworm build."""
-    env = os.environ.get("BARMAP_QEMU")
-    return Path(env).expanduser() if env else DEFAULT_QEMU
+    """The QEMU to test (``$BARMAP_QEMU``, else the cached build): ``find_qemu()``."""
+    return find_qemu()
 
 
 class _Lines:
@@ -74,64 +69,12 @@ class _Lines:
             self.buf += chunk
 
 
-class QMP:
-    """A minimal synchronous QMP client (events are queued in ``events``)."""
+class QTest(QEMUProcess):
+    """One QEMU process under qtest, with its QMP monitor (``monitor``).
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.lines = _Lines(sock)
-        self.events: list[dict[str, Any]] = []
-        greeting = json.loads(self.lines.readline())
-        if "QMP" not in greeting:
-            raise QTestError(f"not a QMP greeting: {greeting}")
-        self.command("qmp_capabilities")
-
-    def command(self, name: str, **args: Any) -> Any:
-        """Run a command; return its ``return`` value or raise QTestError."""
-        msg: dict[str, Any] = {"execute": name}
-        if args:
-            msg["arguments"] = args
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            reply = json.loads(self.lines.readline())
-            if "event" in reply:
-                self.events.append(reply)
-                continue
-            if "error" in reply:
-                err = reply["error"]
-                raise QTestError(f"{name}: {err.get('class')}: {err.get('desc')}")
-            return reply.get("return")
-
-    def hmp(self, line: str) -> str:
-        """A human monitor command; its output."""
-        return str(self.command("human-monitor-command", **{"command-line": line}))
-
-    def wait_event(self, name: str, timeout: float = 10.0) -> dict[str, Any]:
-        """Wait for (and consume) the first event called ``name``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, ev in enumerate(self.events):
-                if ev["event"] == name:
-                    return self.events.pop(i)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise QTestError(f"no {name} event within {timeout} s")
-            self.sock.settimeout(left)
-            try:
-                reply = json.loads(self.lines.readline())
-            except socket.timeout as exc:
-                raise QTestError(f"no {name} event within {timeout} s") from exc
-            finally:
-                self.sock.settimeout(None)
-            if "event" in reply:
-                self.events.append(reply)
-
-
-class QTest:
-    """One QEMU process under qtest, with its QMP monitor.
-
-    ``args`` are added to a fixed command line: ``-accel qtest -M pc
-    -display none -nodefaults`` and the firmware directories.
+    ``args`` are added to a fixed command line (``cmdline.build_qtest_cmdline``):
+    ``-accel qtest -M MACHINE``, the firmware directories, no display, no
+    default devices.
     """
 
     def __init__(
@@ -141,128 +84,50 @@ class QTest:
         binary: Path | str | None = None,
         machine: str = "pc",
         timeout: float = 30.0,
-        stderr_path: Path | None = None,
     ) -> None:
-        self.binary = Path(binary) if binary else qemu_binary()
+        super().__init__()
+        self.binary = find_qemu(binary)
         self.args = list(args)
         self.machine = machine
-        self.timeout = timeout
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="barmap-qtest-"))
-        self.stderr_path = stderr_path or self.tmpdir / "stderr.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.connect_timeout = timeout
         self.irq_level: dict[int, bool] = {}
-        self.irq_log: list[tuple[str, int]] = []
-        self._qt: socket.socket | None = None
         self._lines: _Lines | None = None
-        self._qmp: QMP | None = None
+        self._pci: PCIBus | None = None
 
     # life cycle
 
-    def command_line(self, qtest_path: Path, qmp_path: Path) -> list[str]:
-        cmd = [str(self.binary), "-accel", "qtest", "-M", self.machine]
-        for d in FIRMWARE_DIRS:
-            cmd += ["-L", d]
-        cmd += [
-            "-display",
-            "none",
-            "-nodefaults",
-            "-qtest",
-            f"unix:{qtest_path}",
-            "-qtest-log",
-            "/dev/null",
-        ]
-        cmd += ["-chardev", f"socket,path={qmp_path},id=qmp0", "-mon", "chardev=qmp0,mode=control"]
-        return cmd + self.args
-
     def start(self) -> QTest:
-        qtest_path = self.tmpdir / "qtest.sock"
-        qmp_path = self.tmpdir / "qmp.sock"
-        listeners = []
-        for path in (qtest_path, qmp_path):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.bind(str(path))
-            s.listen(1)
-            listeners.append(s)
-        err = open(self.stderr_path, "wb")
-        try:
-            self.proc = subprocess.Popen(
-                self.command_line(qtest_path, qmp_path),
-                stdin=subprocess.DEVNULL,
-                stdout=err,
-                stderr=subprocess.STDOUT,
+        qtest_path = self.listen("qtest")
+        qmp_path = self.listen_qmp()
+        self.launch(
+            build_qtest_cmdline(
+                self.binary,
+                machine=self.machine,
+                qtest_socket=qtest_path,
+                qmp_socket=qmp_path,
+                args=self.args,
             )
-        finally:
-            err.close()
-        deadline = time.monotonic() + self.timeout
+        )
+        self._lines = _Lines(self.sockets["qtest"])
         try:
-            socks = []
-            for s in listeners:
-                s.settimeout(0.1)
-                while True:
-                    try:
-                        conn, _ = s.accept()
-                        break
-                    except socket.timeout:
-                        if self.proc.poll() is not None:
-                            raise QTestError("QEMU exited") from None
-                        if time.monotonic() > deadline:
-                            raise
-                conn.settimeout(None)
-                socks.append(conn)
-        except (OSError, QTestError) as exc:
-            msg = f"QEMU did not start: {exc}: {self.stderr()}"
-            self.close()
-            raise QTestError(msg) from exc
-        finally:
-            for s in listeners:
-                s.close()
-        self._qt = socks[0]
-        self._lines = _Lines(self._qt)
-        try:
-            self._qmp = QMP(socks[1])
             # libqtest does the same: only drive the machine once QMP answers.
             self.qmp("query-status")
-        except (OSError, ValueError, QTestError) as exc:
-            socks[1].close()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-            msg = f"QEMU did not start: {exc}: {self.stderr()}"
-            self.close()
-            raise QTestError(msg) from exc
+        except Exception as exc:  # the monitor went away with QEMU
+            error = self.start_error(f"QMP did not answer: {exc}")
+            self.stop(timeout=1.0)
+            raise error from None
         return self
 
-    def stderr(self) -> str:
-        try:
-            return self.stderr_path.read_text(errors="replace").strip()
-        except OSError:
-            return ""
-
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.is_running()
+
+    def stderr(self) -> str:
+        return super().stderr().strip()
 
     def close(self) -> int | None:
-        """Quit QEMU (QMP quit, then kill); return its exit status."""
-        rc = None
-        if self.proc is not None:
-            if self.proc.poll() is None and self._qmp is not None:
-                try:
-                    self._qmp.command("quit")
-                except (QTestError, OSError, ValueError):
-                    pass
-            try:
-                rc = self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                rc = self.proc.wait()
-        for s in (self._qt, self._qmp.sock if self._qmp else None):
-            if s is not None:
-                s.close()
-        self._qt = None
-        self._qmp = None
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
-        return rc
+        """Quit QEMU (QMP quit, then signals); return its exit status."""
+        self._lines = None
+        return self.stop()
 
     def __enter__(self) -> QTest:
         return self.start()
@@ -272,46 +137,42 @@ class QTest:
 
     # QMP
 
-    @property
-    def qmp_client(self) -> QMP:
-        if self._qmp is None:
-            raise QTestError("not started")
-        return self._qmp
-
     def qmp(self, name: str, **args: Any) -> Any:
-        return self.qmp_client.command(name, **args)
+        """Run one QMP command; its ``return`` value (``qemu.qmp.ExecuteError`` if refused)."""
+        return self.monitor.cmd(name, **args)
 
     def hmp(self, line: str) -> str:
-        return self.qmp_client.hmp(line)
+        return self.monitor.hmp(line)
 
     # the qtest wire
 
     def _readline(self) -> str:
-        assert self._lines is not None
+        if self._lines is None:
+            raise QTestError("not started")
         while True:
             line = self._lines.readline()
             if line.startswith("IRQ "):
                 _, what, num = line.split()
                 self.irq_level[int(num)] = what == "raise"
-                self.irq_log.append((what, int(num)))
                 continue
             return line
 
     def _send(self, text: str) -> None:
-        if self._qt is None:
+        sock = self.sockets.get("qtest")
+        if sock is None:
             raise QTestError("not started")
         try:
-            self._qt.sendall(text.encode())
+            sock.sendall(text.encode())
         except OSError as exc:
-            raise QTestError(f"QEMU went away: {exc}; {self.stderr()}") from exc
+            raise QTestError(f"QEMU went away: {exc}; {self.stderr()}", **self.error_kw()) from exc
 
     def _answer(self, cmd: str) -> str:
         try:
             line = self._readline()
         except (OSError, QTestError) as exc:
-            rc = self.proc.poll() if self.proc else None
             raise QTestError(
-                f"{cmd!r}: QEMU went away (exit {rc}): {exc}; {self.stderr()}"
+                f"{cmd!r}: QEMU went away (exit {self.returncode}): {exc}; {self.stderr()}",
+                **self.error_kw(),
             ) from exc
         if not line.startswith("OK"):
             raise QTestError(f"{cmd!r}: {line}")
@@ -416,7 +277,7 @@ class QTest:
         self.cmd("readb 0x0")
         return self.irq_level.get(num, False)
 
-    # PCI configuration space (mechanism #1)
+    # PCI configuration space (mechanism #1) and BAR assignment
 
     @staticmethod
     def _cfg_addr(devfn: int, off: int, bus: int = 0) -> int:
@@ -431,6 +292,13 @@ class QTest:
         self.outl(PCI_CONFIG_ADDRESS, self._cfg_addr(devfn, off))
         port = PCI_CONFIG_DATA + (off & 3)
         {1: self.outb, 2: self.outw, 4: self.outl}[size](port, val)
+
+    @property
+    def pci(self) -> PCIBus:
+        """Bus 0, with the BAR allocator of this machine (``pci.device(devfn).iomap(bar)``)."""
+        if self._pci is None:
+            self._pci = PCIBus(self)
+        return self._pci
 
     def acpi_eject(self, slot: int) -> None:
         """Eject PCI slot ``slot`` as a guest's ACPI would after device_del (pc)."""

@@ -1,0 +1,68 @@
+"""The launcher's failure paths, with programs that are not QEMU: a clear error, nothing left.
+
+(The real QEMU's start and stop are exercised by every device and guest test.)
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from barmap.errors import QEMUStartError
+from barmap.launcher import QEMUProcess, leftover_qemu_pids
+from barmap.qtest import QTest
+
+
+def _program(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "fake-qemu"
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def _our_rundirs() -> set[str]:
+    return {p.name for p in Path(tempfile.gettempdir()).glob("barmap-run-*")}
+
+
+def test_a_program_that_cannot_run(tmp_path: Path) -> None:
+    binary = tmp_path / "qemu"
+    binary.write_bytes(b"")  # not executable
+    before = _our_rundirs()
+    with pytest.raises(QEMUStartError, match=r"cannot run .*qemu: Permission denied"):
+        QTest(binary=binary).start()
+    assert _our_rundirs() <= before
+
+
+def test_exit_at_once_gives_its_last_words(tmp_path: Path) -> None:
+    binary = _program(tmp_path, 'echo "first line" >&2; echo "qemu: -device nope: bad" >&2; exit 1')
+    before = _our_rundirs()
+    with pytest.raises(QEMUStartError) as info:
+        QTest(["-device", "nope"], binary=binary).start()
+    err = info.value
+    assert err.message == "QEMU exited with status 1: qemu: -device nope: bad"
+    assert "first line" in err.stderr and err.cmdline[-2:] == ["-device", "nope"]
+    assert _our_rundirs() <= before
+
+
+def test_never_connecting_is_a_timeout_and_the_process_goes(tmp_path: Path) -> None:
+    binary = _program(tmp_path, "exec sleep 60")
+    proc = QEMUProcess()
+    proc.connect_timeout = 0.5
+    rundir = proc.listen("console").parent
+    with pytest.raises(QEMUStartError, match="did not connect its console socket within"):
+        proc.launch([str(binary)])
+    assert proc.pid is not None and proc.pid not in leftover_qemu_pids()
+    assert not proc.is_running() and proc.returncode is not None
+    assert not rundir.exists()
+
+
+def test_a_given_runtime_directory_is_the_callers(tmp_path: Path) -> None:
+    binary = _program(tmp_path, "exit 3")
+    proc = QEMUProcess(tmp_path)
+    proc.listen("console")
+    with pytest.raises(QEMUStartError, match="status 3"):
+        proc.launch([str(binary)])
+    assert tmp_path.is_dir() and os.listdir(tmp_path)  # stderr file kept, not removed
