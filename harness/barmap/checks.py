@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import shlex
-import struct
 from dataclasses import dataclass, field
 
 from barmap.machine import Machine
+from barmap.pattern import DEFAULT_SEED, pattern
 
 MODULE_PATH = "/lib/modules/barmap.ko"
 TOOL = "barmap-check"
 STRATEGIES = ("bar", "dma")
-# The tool's offset-encoded pattern (guest-driver/tools/barmap-check.c,
-# docs/mmap-strategies.md): each 32-bit little-endian word is its byte offset
-# XOR the seed.  Neither all-0x00 nor all-0xff memory can match it.
-DEFAULT_SEED = 0x5EED1234
-
-
-def pattern(size: int, seed: int = DEFAULT_SEED) -> bytes:
-    words = size // 4
-    return struct.pack(f"<{words}I", *(((i * 4) ^ seed) & 0xFFFFFFFF for i in range(words)))
 
 
 def parse_kv(line: str) -> dict[str, str]:

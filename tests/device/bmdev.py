@@ -2,6 +2,9 @@
 
 (A module of its own rather than conftest.py, so that ``from bmdev import``
 cannot pick up another directory's conftest.)
+
+The BARs are placed by the qtest PCI allocator (``barmap.qpci``, after libqos's
+``qpci_iomap``): a test reads them from ``dev.regs_addr`` and ``dev.mem_addr``.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from barmap.abi import regs
+from barmap.pattern import pattern as pattern
+from barmap.qpci import MMIO32_WINDOW, MMIO64_WINDOW, PCIDevice
 from barmap.qtest import QTest
 
 R = regs()
@@ -27,8 +32,11 @@ SLOT = 4
 DEVFN = SLOT << 3
 DEV_ID = "bm"
 QOM = f"/machine/peripheral/{DEV_ID}"
-REGS = 0xFEBF0000  # BAR0, in the 32-bit PCI hole
-MEM = 0x4_0000_0000  # BAR2, 64-bit, aligned for any BAR2 size
+# Where the allocator puts the BARs of the first device set up on a machine
+# (each window's start).  Kept for tests that predate the allocator: new tests
+# use dev.regs_addr and dev.mem_addr.
+REGS = MMIO32_WINDOW[0]
+MEM = MMIO64_WINDOW[0]
 GUEST_RAM = 128 << 20  # -m default on pc
 PIIX3_DEVFN = 1 << 3  # 00:01.0, PIRQ routing registers 0x60..0x63
 INTX_GSI = 11  # where the tests route the device's INTA#
@@ -58,6 +66,8 @@ class Barmap:
             dev += "," + props
         self.qt = QTest([*(args or []), "-device", dev], machine=machine)
         self.size = 0
+        self.regs_addr = 0  # BAR0 and BAR2 once setup() has placed them
+        self.mem_addr = 0
         self._setup = setup
 
     def start(self) -> Barmap:
@@ -66,14 +76,24 @@ class Barmap:
             self.setup()
         return self
 
-    def setup(self, devfn: int = DEVFN, regs_at: int = REGS, mem_at: int = MEM) -> None:
-        qt = self.qt
-        qt.cfg_write(devfn, PCI_BAR0, regs_at)
-        qt.cfg_write(devfn, PCI_BAR2, mem_at & 0xFFFFFFFF)
-        qt.cfg_write(devfn, PCI_BAR2 + 4, mem_at >> 32)
-        qt.cfg_write(devfn, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2)
+    @property
+    def pci(self) -> PCIDevice:
+        return self.qt.pci.device(DEVFN)
+
+    def setup(self) -> None:
+        """Place and program both BARs (again at the same addresses, say after a reset),
+        enable memory decoding and bus mastering."""
+        pci = self.pci
+        self.regs_addr = pci.iomap(R["BARMAP_REG_BAR"])
+        self.mem_addr = pci.iomap(R["BARMAP_MEM_BAR"])
+        pci.enable()
         self.size = self.reg("MEM_SIZE_LO") | self.reg("MEM_SIZE_HI") << 32
-        assert self.reg("ID") == R["BARMAP_ID_MAGIC"], "BAR0 not where the test put it"
+        assert self.reg("ID") == R["BARMAP_ID_MAGIC"], "BAR0 does not decode where it was put"
+
+    def read_bars(self) -> None:
+        """Take the BAR addresses as they are programmed (say, by a migration stream)."""
+        self.regs_addr = self.pci.bar_address(R["BARMAP_REG_BAR"])
+        self.mem_addr = self.pci.bar_address(R["BARMAP_MEM_BAR"])
 
     def close(self) -> int | None:
         return self.qt.close()
@@ -81,10 +101,10 @@ class Barmap:
     # registers
 
     def reg(self, name: str) -> int:
-        return self.qt.readl(REGS + R[f"BARMAP_REG_{name}"])
+        return self.qt.readl(self.regs_addr + R[f"BARMAP_REG_{name}"])
 
     def wreg(self, name: str, val: int) -> None:
-        self.qt.writel(REGS + R[f"BARMAP_REG_{name}"], val)
+        self.qt.writel(self.regs_addr + R[f"BARMAP_REG_{name}"], val)
 
     # QOM
 
@@ -97,8 +117,8 @@ class Barmap:
     # DMA
 
     def dma_program(self, bus: int, off: int, length: int) -> None:
-        self.qt.writeq(REGS + R["BARMAP_REG_DMA_BUS_LO"], bus)
-        self.qt.writeq(REGS + R["BARMAP_REG_DMA_OFF_LO"], off)
+        self.qt.writeq(self.regs_addr + R["BARMAP_REG_DMA_BUS_LO"], bus)
+        self.qt.writeq(self.regs_addr + R["BARMAP_REG_DMA_OFF_LO"], off)
         self.wreg("DMA_LEN", length)
 
     def dma(self, bus: int, off: int, length: int, *, from_dev: bool, irq: bool = False) -> int:
@@ -131,13 +151,10 @@ class Barmap:
     def intx(self) -> bool:
         return self.qt.irq(INTX_GSI)
 
-    def msi_cap(self, devfn: int = DEVFN) -> int:
-        ptr = self.qt.cfg_read(devfn, 0x34, 1)
-        while ptr:
-            if self.qt.cfg_read(devfn, ptr, 1) == PCI_CAP_ID_MSI:
-                return ptr
-            ptr = self.qt.cfg_read(devfn, ptr + 1, 1)
-        raise AssertionError("no MSI capability")
+    def msi_cap(self) -> int:
+        cap = self.pci.find_capability(PCI_CAP_ID_MSI)
+        assert cap is not None, "no MSI capability"
+        return cap
 
     def enable_msi(self, addr: int, data: int) -> None:
         """Enable MSI with its message going to guest RAM at ``addr`` (observable)."""
@@ -147,11 +164,3 @@ class Barmap:
         self.qt.cfg_write(DEVFN, cap + 12, data, 2)
         flags = self.qt.cfg_read(DEVFN, cap + 2, 2)
         self.qt.cfg_write(DEVFN, cap + 2, flags | 1, 2)
-
-
-def pattern(off: int, length: int, salt: int = 0) -> bytes:
-    """Offset-encoded bytes: every 4-byte word holds its own offset (xor salt)."""
-    start = off & ~3
-    words = range(start, off + length + 4, 4)
-    raw = b"".join(((w ^ salt) & 0xFFFFFFFF).to_bytes(4, "little") for w in words)
-    return raw[off - start : off - start + length]

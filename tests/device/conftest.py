@@ -1,8 +1,8 @@
 """Guest-less tests of the barmap QEMU device, through qtest.
 
 Every test starts its own QEMU (``-accel qtest -M pc``, a few tens of ms)
-with a barmap at 00:04.0 (see bmdev.py), assigns the BARs itself and enables
-memory decoding and bus mastering.
+with a barmap at 00:04.0 (see bmdev.py), has its BARs placed by the qtest PCI
+allocator and enables memory decoding and bus mastering.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from bmdev import Barmap
 
-from barmap.qtest import qemu_binary
+from barmap.artifacts import find_qemu
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
-    binary = qemu_binary()
+    binary = find_qemu()
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.device)

@@ -24,14 +24,14 @@ def test_offset_encoded_pattern(make_dev, size: int) -> None:  # type: ignore[no
         else [(0, 0x10000), (size // 2, 0x1000), (size - 0x10000, 0x10000)]
     )
     for off, length in spans:
-        qt.write(MEM + off, pattern(off, length, salt=size))
+        qt.write(MEM + off, pattern(length, size, offset=off))
     for off, length in spans:
-        assert qt.read(MEM + off, length) == pattern(off, length, salt=size)
+        assert qt.read(MEM + off, length) == pattern(length, size, offset=off)
     # every width at the start, the middle and the very end of the BAR
     probes = [0, 8, size // 2, size - 16, size - 8]
     for w, n in WIDTHS.items():
         for i, off in enumerate(probes):
-            val = int.from_bytes(pattern(off, n, salt=0x5A5A0000 + i * n), "little")
+            val = int.from_bytes(pattern(n, 0x5A5A0000 + i * n, offset=off), "little")
             qt.cmd(f"write{w} 0x{MEM + off:x} 0x{val:x}")
             assert int(qt.cmd(f"read{w} 0x{MEM + off:x}"), 16) == val
             # the same bytes through the other widths
@@ -71,8 +71,8 @@ def test_memdev_host_view(make_dev, tmp_path: Path) -> None:  # type: ignore[no-
     try:
         with mmap.mmap(fd, size) as m:
             # guest writes, host reads
-            qt.write(MEM + 0x1000, pattern(0x1000, 0x2000, salt=1))
-            assert m[0x1000:0x3000] == pattern(0x1000, 0x2000, salt=1)
+            qt.write(MEM + 0x1000, pattern(0x2000, 1, offset=0x1000))
+            assert m[0x1000:0x3000] == pattern(0x2000, 1, offset=0x1000)
             qt.writeq(MEM + size - 8, 0x0102030405060708)
             assert m[size - 8 : size] == bytes.fromhex("0807060504030201")
             # host writes, guest reads
@@ -82,7 +82,7 @@ def test_memdev_host_view(make_dev, tmp_path: Path) -> None:  # type: ignore[no-
     finally:
         os.close(fd)
     # the file itself (not only the shared mapping) has the bytes
-    assert path.read_bytes()[0x1000:0x1010] == pattern(0x1000, 16, salt=1)
+    assert path.read_bytes()[0x1000:0x1010] == pattern(16, 1, offset=0x1000)
 
 
 def test_memdev_memfd(make_dev) -> None:  # type: ignore[no-untyped-def]

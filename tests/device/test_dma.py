@@ -23,18 +23,18 @@ def err(code: str) -> int:
 
 def fill(d: Barmap) -> tuple[bytes, bytes]:
     """Known contents: guest RAM around BUF and all of BAR2's first 2 MiB + last 64 KiB."""
-    ram = pattern(BUF - GUARD, MAX + 2 * GUARD, salt=0x11110000)
+    ram = pattern(MAX + 2 * GUARD, 0x11110000, offset=BUF - GUARD)
     d.qt.write(BUF - GUARD, ram)
-    bar = pattern(0, 2 << 20, salt=0x22220000)
+    bar = pattern(2 << 20, 0x22220000)
     d.qt.write(MEM, bar)
-    d.qt.write(MEM + SIZE - 0x10000, pattern(SIZE - 0x10000, 0x10000, salt=0x33330000))
+    d.qt.write(MEM + SIZE - 0x10000, pattern(0x10000, 0x33330000, offset=SIZE - 0x10000))
     return ram, bar
 
 
 def unchanged(d: Barmap, ram: bytes, bar: bytes) -> None:
     assert d.qt.read(BUF - GUARD, len(ram)) == ram, "guest RAM changed"
     assert d.qt.read(MEM, len(bar)) == bar, "BAR2 changed"
-    tail = pattern(SIZE - 0x10000, 0x10000, salt=0x33330000)
+    tail = pattern(0x10000, 0x33330000, offset=SIZE - 0x10000)
     assert d.qt.read(MEM + SIZE - 0x10000, 0x10000) == tail, "BAR2 end changed"
 
 
@@ -131,11 +131,11 @@ def test_refused_dma_copies_nothing(  # type: ignore[no-untyped-def]
     d: Barmap = make_dev(props)
     ram, bar = fill(d)
     edge = (128 << 20) - 0x1000
-    d.qt.write(edge, pattern(edge, 0x1000, salt=9))
+    d.qt.write(edge, pattern(0x1000, 9, offset=edge))
     status = d.dma(bus, off, length, from_dev=from_dev)
     assert status == err(code)
     unchanged(d, ram, bar)
-    assert d.qt.read(edge, 0x1000) == pattern(edge, 0x1000, salt=9)
+    assert d.qt.read(edge, 0x1000) == pattern(0x1000, 9, offset=edge)
     # the engine still works afterwards
     assert d.dma(BUF, 0, 0x10, from_dev=False) == DONE
 
@@ -216,9 +216,9 @@ def test_dma_peer_to_peer_with_own_bars(dev: Barmap) -> None:
     assert dev.reg("SCRATCH") == 0x12345678
     assert dev.reg("MEM_SIZE_LO") == SIZE
     # BAR2 -> BAR2 (overlapping copy through the bounce buffer)
-    dev.qt.write(MEM, pattern(0, 0x100, salt=7))
+    dev.qt.write(MEM, pattern(0x100, 7))
     assert dev.dma(MEM, 0x10, 0x100, from_dev=False) == DONE
-    assert dev.qt.read(MEM + 0x10, 0x100) == pattern(0, 0x100, salt=7)
+    assert dev.qt.read(MEM + 0x10, 0x100) == pattern(0x100, 7)
     # BAR2 -> BAR0 DMA_LEN/DMA_CMD: a START written by the transfer itself is refused
     dev.qt.writeq(MEM + 0x300, 0x10 | START << 32)
     assert dev.dma(REGS + R["BARMAP_REG_DMA_LEN"], 0x300, 8, from_dev=True) == DONE

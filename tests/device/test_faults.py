@@ -36,7 +36,7 @@ def widths(d: Barmap, off: int) -> list[int]:
 
 @pytest.mark.parametrize("how", ["register", "qom"])
 def test_all_ones(dev: Barmap, how: str) -> None:
-    data = pattern(0, SPAN, salt=0xABCD0000)
+    data = pattern(SPAN, 0xABCD0000)
     dev.qt.write(MEM, data)
     set_fault(dev, ALL_ONES, True, how)
     assert widths(dev, 0x10) == [0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF]
@@ -52,7 +52,7 @@ def test_all_ones(dev: Barmap, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["register", "qom"])
 def test_no_decode(dev: Barmap, how: str) -> None:
-    data = pattern(0, SPAN, salt=0x12340000)
+    data = pattern(SPAN, 0x12340000)
     dev.qt.write(MEM, data)
     set_fault(dev, NO_DECODE, True, how)
     assert widths(dev, 0x10) == [0, 0, 0, 0]

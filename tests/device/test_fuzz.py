@@ -336,9 +336,9 @@ def test_random_hostile_operations(make_dev, mask: int, ops: int) -> None:  # ty
     rng = random.Random(SEED ^ mask)
     d: Barmap = make_dev(f"size={BAR},dma-mask=0x{mask:x}")
     qt = d.qt
-    bar = pattern(0, BAR, salt=0x0BA20000)
-    win = pattern(WIN_LO, WIN, salt=0x0E4A0000)
-    end = pattern(GUEST_RAM - END_GUARD, END_GUARD, salt=0x0E4D0000)
+    bar = pattern(BAR, 0x0BA20000)
+    win = pattern(WIN, 0x0E4A0000, offset=WIN_LO)
+    end = pattern(END_GUARD, 0x0E4D0000, offset=GUEST_RAM - END_GUARD)
     qt.write(MEM, bar)
     qt.write(WIN_LO, win)
     qt.write(GUEST_RAM - END_GUARD, end)

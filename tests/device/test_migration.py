@@ -41,7 +41,7 @@ def snapshot_state(d: Barmap) -> dict[str, int]:
 
 
 def dirty(d: Barmap, salt: int) -> None:
-    d.qt.write(MEM, pattern(0, SIZE, salt=salt))
+    d.qt.write(MEM, pattern(SIZE, salt))
     d.wreg("SCRATCH", salt)
     d.qt.writeq(REGS + R["BARMAP_REG_DMA_BUS_LO"], 0x100000 + (salt & 0xFF000))
     d.qt.writeq(REGS + R["BARMAP_REG_DMA_OFF_LO"], salt & 0xFFF0)
@@ -62,7 +62,7 @@ def test_savevm_loadvm(make_dev, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert snapshot_state(d) != saved
     assert d.qt.hmp("loadvm s1").strip() == ""
     assert snapshot_state(d) == saved
-    assert d.qt.read(MEM, SIZE) == pattern(0, SIZE, salt=0x11110007)
+    assert d.qt.read(MEM, SIZE) == pattern(SIZE, 0x11110007)
     # the restored fault is in force, not just in the register
     d.qom_set("fault-no-decode", True)
     assert d.qt.hmp("loadvm s1").strip() == ""
@@ -110,6 +110,7 @@ def _migrate(make_dev, src: Barmap, props: str, tmp_path: Path, wait: bool = Tru
     dst.qt.qmp("migrate-incoming", uri=f"exec:cat {stream}")
     if wait:
         _wait_migration(dst.qt)
+        dst.read_bars()
     return dst
 
 
@@ -120,7 +121,7 @@ def test_migrate_to_a_fresh_qemu(make_dev, tmp_path: Path) -> None:  # type: ign
     dst = _migrate(make_dev, src, f"size={SIZE}", tmp_path)
     # config space (and so the BAR addresses) came along
     assert snapshot_state(dst) == saved
-    assert dst.qt.read(MEM, SIZE) == pattern(0, SIZE, salt=0x33330003)
+    assert dst.qt.read(MEM, SIZE) == pattern(SIZE, 0x33330003)
 
 
 def test_migrate_refuses_a_different_size(make_dev, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -10,8 +10,8 @@ def test_q35_smoke(make_dev) -> None:  # type: ignore[no-untyped-def]
     qt = d.qt
     assert qt.cfg_read(DEVFN, 0) == R["BARMAP_PCI_DEVICE_ID"] << 16 | R["BARMAP_PCI_VENDOR_ID"]
     assert d.size == 1 << 20
-    qt.write(MEM, pattern(0, 0x10000, salt=35))
-    assert qt.read(MEM, 0x10000) == pattern(0, 0x10000, salt=35)
+    qt.write(MEM, pattern(0x10000, 35))
+    assert qt.read(MEM, 0x10000) == pattern(0x10000, 35)
     qt.write(0x300000, b"q35 dma")
     assert d.dma(0x300000, 0x100, 7, from_dev=False) == R["BARMAP_DMA_STATUS_DONE"]
     assert qt.read(MEM + 0x100, 7) == b"q35 dma"
