@@ -1,4 +1,4 @@
-"""Each way a run can go wrong ends in a typed, readable error in bounded time, no QEMU left."""
+"""Each way a run can go wrong ends in a typed, readable error, no QEMU and no files left."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from barmap.accel import probe_kvm
 from barmap.config import MachineConfig
 from barmap.errors import ConsoleTimeout, GuestCrash, MachineDied, QEMUStartError
 from barmap.machine import Machine
+from barmap.rundir import RunDir
 
 pytestmark = pytest.mark.guest
 
@@ -34,12 +35,10 @@ def _alive(pid: int) -> bool:
 def test_guest_panic_is_reported_with_its_trace(
     barmap_config: MachineConfig, tmp_path: Path
 ) -> None:
-    start = time.monotonic()
     with pytest.raises(GuestCrash) as info, Machine(barmap_config, log_dir=tmp_path) as vm:
         pid = vm.pid
         rundir = vm.rundir
         vm.run("echo c > /proc/sysrq-trigger", timeout=60)
-    assert time.monotonic() - start < 90
     err = info.value
     assert err.marker == "panic"
     assert "sysrq triggered crash" in str(err)
@@ -50,32 +49,30 @@ def test_guest_panic_is_reported_with_its_trace(
 
 
 def test_guest_hang_times_out_with_the_console_tail(barmap_vm: Machine) -> None:
+    barmap_vm.run("echo last-words-before-the-hang", check=True)
     barmap_vm.qmp.cmd("stop")  # the guest's CPUs stop: nothing answers any more
     start = time.monotonic()
     with pytest.raises(ConsoleTimeout) as info:
         barmap_vm.run("echo never", timeout=3)
-    assert 3 <= time.monotonic() - start < 10
+    assert time.monotonic() - start >= 3  # it waited the whole timeout, not less
     assert info.value.command == "echo never"
     assert info.value.timeout == 3
-    assert "init done" in info.value.console_tail or info.value.console_tail
+    assert "last-words-before-the-hang" in info.value.console_tail
     barmap_vm.qmp.cmd("cont")
 
 
 def test_qemu_killed_from_outside_is_noticed(barmap_vm: Machine) -> None:
     assert barmap_vm.pid is not None
     os.kill(barmap_vm.pid, signal.SIGKILL)
-    start = time.monotonic()
-    with pytest.raises(MachineDied, match="QEMU exited"):
+    # not a ConsoleTimeout after 30 s: the harness sees QEMU go
+    with pytest.raises(MachineDied, match=r"QEMU exited \(status -9\)"):
         barmap_vm.run("true", timeout=30)
-    assert time.monotonic() - start < 5
 
 
 def test_bad_qemu_arguments_give_qemus_own_words(barmap_config: MachineConfig) -> None:
     config = replace(barmap_config, extra_args=("-device", "no-such-device"))
-    start = time.monotonic()
     with pytest.raises(QEMUStartError) as info, Machine(config):
         pass
-    assert time.monotonic() - start < 15
     assert "no-such-device" in info.value.message
     assert "no-such-device" in info.value.stderr
     assert "-device" in info.value.cmdline
@@ -89,10 +86,8 @@ def test_bad_device_property_is_refused(barmap_config: MachineConfig) -> None:
         pass
 
 
-def test_kvm_probe_decides_quickly(barmap_config: MachineConfig) -> None:
-    start = time.monotonic()
+def test_kvm_probe_gives_a_reason_and_auto_falls_back(barmap_config: MachineConfig) -> None:
     result = probe_kvm(barmap_config.qemu, barmap_config.kernel, deadline=20)
-    assert time.monotonic() - start < 25
     assert result.reason
     if result.usable:
         pytest.skip("KVM works on this host: the fallback is not exercised")
@@ -130,7 +125,8 @@ _CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_no_qemu_outlives_the_harness(barmap_config: MachineConfig, sig: signal.Signals) -> None:
-    """Ctrl-C, a terminated pytest, or a killed harness: QEMU and its files go too."""
+    """Ctrl-C, a terminated pytest, or a killed harness: QEMU goes, and so do its files
+    (at once, or, after SIGKILL, at the next harness's start)."""
     child = subprocess.Popen(
         [sys.executable, "-c", _CHILD, str(barmap_config.qemu), str(barmap_config.kernel),
          str(barmap_config.initrd)],
@@ -147,5 +143,7 @@ def test_no_qemu_outlives_the_harness(barmap_config: MachineConfig, sig: signal.
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid)
-    if sig != signal.SIGKILL:  # a killed process cannot clean up its directory
-        assert not rundir.exists()
+    if sig == signal.SIGKILL:  # a killed process cannot clean up its directory...
+        assert rundir.exists()
+        RunDir().remove()  # ...the next start sweeps it
+    assert not rundir.exists()

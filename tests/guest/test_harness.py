@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,16 +35,16 @@ def test_ssh_pushes_a_rebuilt_module_and_reloads_it(
         assert status == 3
 
 
-def test_restore_undoes_guest_changes_quickly(barmap_vm: Machine, tmp_path: Path) -> None:
+def test_restore_undoes_guest_changes(barmap_vm: Machine, tmp_path: Path) -> None:
     state = tmp_path / "state"
     barmap_vm.run("echo kept > /tmp/mark", check=True)
-    saved = barmap_vm.save_state(state)
+    barmap_vm.save_state(state)
     barmap_vm.run("echo changed > /tmp/mark; rmmod barmap", check=True)
-    restored = barmap_vm.restore_state(state)
+    old_pid = barmap_vm.pid
+    barmap_vm.restore_state(state)
+    assert barmap_vm.pid != old_pid  # a new QEMU, loaded from the file
     assert barmap_vm.run("cat /tmp/mark", check=True).output.strip() == "kept"
     assert barmap_vm.run("test -c /dev/barmap0").status == 0  # the module is back
-    assert saved > 0 and restored > 0
-    assert restored < barmap_vm.boot_seconds or restored < 5
 
 
 def test_restore_keeps_bar_contents(barmap_vm: Machine, tmp_path: Path) -> None:
@@ -74,11 +73,9 @@ def test_a_kernel_report_fails_a_command_that_passed(
 
     with Machine(barmap_config, log_dir=tmp_path) as vm:
         # sysrq 't' dumps every task with its "Call Trace:" (a failure marker), harmlessly
-        start = time.monotonic()
         with pytest.raises(GuestCrash) as info:
             vm.run("echo 8 > /proc/sys/kernel/printk; echo t > /proc/sysrq-trigger")
             for _ in range(40):  # the dump may still be reaching the console
                 vm.run("sleep 0.5")
-        assert time.monotonic() - start < 30
         assert info.value.marker == "call-trace"
         assert "Call Trace:" in info.value.excerpt
