@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bmdev import DEVFN, MEM, PCI_COMMAND, REGS, Barmap, R, pattern
+from bmdev import DEVFN, PCI_COMMAND, Barmap, R, pattern
 from bmdev import DMA_BUSY as BUSY
 from bmdev import DMA_DONE as DONE
 from bmdev import DMA_ERR_SHIFT as SHIFT
@@ -26,16 +26,16 @@ def fill(d: Barmap) -> tuple[bytes, bytes]:
     ram = pattern(MAX + 2 * GUARD, 0x11110000, offset=BUF - GUARD)
     d.qt.write(BUF - GUARD, ram)
     bar = pattern(2 << 20, 0x22220000)
-    d.qt.write(MEM, bar)
-    d.qt.write(MEM + SIZE - 0x10000, pattern(0x10000, 0x33330000, offset=SIZE - 0x10000))
+    d.qt.write(d.mem_addr, bar)
+    d.qt.write(d.mem_addr + SIZE - 0x10000, pattern(0x10000, 0x33330000, offset=SIZE - 0x10000))
     return ram, bar
 
 
 def unchanged(d: Barmap, ram: bytes, bar: bytes) -> None:
     assert d.qt.read(BUF - GUARD, len(ram)) == ram, "guest RAM changed"
-    assert d.qt.read(MEM, len(bar)) == bar, "BAR2 changed"
+    assert d.qt.read(d.mem_addr, len(bar)) == bar, "BAR2 changed"
     tail = pattern(0x10000, 0x33330000, offset=SIZE - 0x10000)
-    assert d.qt.read(MEM + SIZE - 0x10000, 0x10000) == tail, "BAR2 end changed"
+    assert d.qt.read(d.mem_addr + SIZE - 0x10000, 0x10000) == tail, "BAR2 end changed"
 
 
 @pytest.mark.parametrize("length", [1, 3, 0x1000, 0x12345, MAX])
@@ -44,9 +44,12 @@ def test_dma_to_device(dev: Barmap, length: int) -> None:
     off = 0x1003
     assert dev.dma(BUF, off, length, from_dev=False) == DONE
     new = ram[GUARD : GUARD + length]
-    assert dev.qt.read(MEM + off, length) == new
-    assert dev.qt.read(MEM, off) == bar[:off]
-    assert dev.qt.read(MEM + off + length, 0x1000) == bar[off + length : off + length + 0x1000]
+    assert dev.qt.read(dev.mem_addr + off, length) == new
+    assert dev.qt.read(dev.mem_addr, off) == bar[:off]
+    assert (
+        dev.qt.read(dev.mem_addr + off + length, 0x1000)
+        == bar[off + length : off + length + 0x1000]
+    )
     assert dev.qt.read(BUF - GUARD, len(ram)) == ram  # source untouched
 
 
@@ -59,14 +62,14 @@ def test_dma_from_device(dev: Barmap, length: int) -> None:
     assert dev.qt.read(BUF - GUARD, GUARD) == ram[:GUARD]
     after = GUARD + length
     assert dev.qt.read(BUF + length, GUARD) == ram[after : after + GUARD]
-    assert dev.qt.read(MEM, len(bar)) == bar
+    assert dev.qt.read(dev.mem_addr, len(bar)) == bar
 
 
 def test_dma_last_bytes_of_bar2(dev: Barmap) -> None:
     fill(dev)
     dev.qt.write(BUF, b"tail!")
     assert dev.dma(BUF, SIZE - 5, 5, from_dev=False) == DONE
-    assert dev.qt.read(MEM + SIZE - 5, 5) == b"tail!"
+    assert dev.qt.read(dev.mem_addr + SIZE - 5, 5) == b"tail!"
     dev.qt.memset(BUF, 16, 0)
     assert dev.dma(BUF, SIZE - 5, 5, from_dev=True) == DONE
     assert dev.qt.read(BUF, 6) == b"tail!\0"
@@ -78,7 +81,7 @@ def test_dma_is_asynchronous_and_latched(dev: Barmap) -> None:
     dev.wreg("DMA_CMD", START)
     assert dev.reg("DMA_STATUS") == BUSY
     assert dev.reg("STATUS") & R["BARMAP_STATUS_DMA_BUSY"]
-    assert dev.qt.read(MEM + 0x100, 0x100) == bar[0x100:0x200]  # not yet
+    assert dev.qt.read(dev.mem_addr + 0x100, 0x100) == bar[0x100:0x200]  # not yet
     # rewriting the registers while busy does not change the running transfer
     dev.dma_program(BUF + 0x1000, 0x5000, 0x10)
     # and a second START is refused without disturbing it
@@ -87,8 +90,8 @@ def test_dma_is_asynchronous_and_latched(dev: Barmap) -> None:
     dev.dma_wait()
     assert dev.reg("DMA_STATUS") == DONE
     assert not dev.reg("STATUS") & R["BARMAP_STATUS_DMA_BUSY"]
-    assert dev.qt.read(MEM + 0x100, 0x100) == ram[GUARD : GUARD + 0x100]
-    assert dev.qt.read(MEM + 0x5000, 0x10) == bar[0x5000:0x5010]
+    assert dev.qt.read(dev.mem_addr + 0x100, 0x100) == ram[GUARD : GUARD + 0x100]
+    assert dev.qt.read(dev.mem_addr + 0x5000, 0x10) == bar[0x5000:0x5010]
     assert dev.qt.read(BUF + 0x1000, 0x10) == ram[GUARD + 0x1000 : GUARD + 0x1010]
 
 
@@ -100,7 +103,7 @@ def test_reset_abandons_running_dma(dev: Barmap) -> None:
     dev.setup()
     dev.qt.clock_step(10_000_000)
     assert dev.reg("DMA_STATUS") == 0
-    assert dev.qt.read(MEM, len(bar)) == bar
+    assert dev.qt.read(dev.mem_addr, len(bar)) == bar
 
 
 U64 = (1 << 64) - 1
@@ -178,7 +181,7 @@ def test_refused_with_injected_fault(dev: Barmap, how: str) -> None:
     unchanged(dev, ram, bar)
     dev.qom_set("fault-dma-error", False)
     assert dev.dma(BUF, 0, 0x1000, from_dev=False) == DONE
-    assert dev.qt.read(MEM, 0x1000) == ram[GUARD : GUARD + 0x1000]
+    assert dev.qt.read(dev.mem_addr, 0x1000) == ram[GUARD : GUARD + 0x1000]
 
 
 def test_check_order(make_dev) -> None:  # type: ignore[no-untyped-def]
@@ -197,30 +200,30 @@ def test_check_order(make_dev) -> None:  # type: ignore[no-untyped-def]
 def test_dma_between_guest_ram_and_bar2_in_64bit_register_pairs(dev: Barmap) -> None:
     """The 8-byte write to DMA_LEN/DMA_CMD starts the transfer (low half first)."""
     dev.qt.write(BUF, b"0123456789abcdef")
-    dev.qt.writeq(REGS + R["BARMAP_REG_DMA_BUS_LO"], BUF)
-    dev.qt.writeq(REGS + R["BARMAP_REG_DMA_OFF_LO"], 0x40)
-    dev.qt.writeq(REGS + R["BARMAP_REG_DMA_LEN"], 16 | START << 32)
+    dev.qt.writeq(dev.regs_addr + R["BARMAP_REG_DMA_BUS_LO"], BUF)
+    dev.qt.writeq(dev.regs_addr + R["BARMAP_REG_DMA_OFF_LO"], 0x40)
+    dev.qt.writeq(dev.regs_addr + R["BARMAP_REG_DMA_LEN"], 16 | START << 32)
     dev.dma_wait()
     assert dev.reg("DMA_STATUS") == DONE
-    assert dev.qt.read(MEM + 0x40, 16) == b"0123456789abcdef"
+    assert dev.qt.read(dev.mem_addr + 0x40, 16) == b"0123456789abcdef"
 
 
 def test_dma_peer_to_peer_with_own_bars(dev: Barmap) -> None:
     """Bus addresses may be barmap's own BARs; nothing breaks."""
     # BAR0 -> BAR2: register values land in BAR2
-    assert dev.dma(REGS, 0x100, 8, from_dev=False) == DONE
-    assert dev.qt.readq(MEM + 0x100) == R["BARMAP_ID_MAGIC"] | R["BARMAP_VERSION"] << 32
+    assert dev.dma(dev.regs_addr, 0x100, 8, from_dev=False) == DONE
+    assert dev.qt.readq(dev.mem_addr + 0x100) == R["BARMAP_ID_MAGIC"] | R["BARMAP_VERSION"] << 32
     # BAR2 -> BAR0 over CAPS, SCRATCH, MEM_SIZE_LO: only SCRATCH takes the value
-    dev.qt.writeq(MEM + 0x200, 0x0000000012345678)
-    assert dev.dma(REGS + 8, 0x1FC, 12, from_dev=True) == DONE
+    dev.qt.writeq(dev.mem_addr + 0x200, 0x0000000012345678)
+    assert dev.dma(dev.regs_addr + 8, 0x1FC, 12, from_dev=True) == DONE
     assert dev.reg("SCRATCH") == 0x12345678
     assert dev.reg("MEM_SIZE_LO") == SIZE
     # BAR2 -> BAR2 (overlapping copy through the bounce buffer)
-    dev.qt.write(MEM, pattern(0x100, 7))
-    assert dev.dma(MEM, 0x10, 0x100, from_dev=False) == DONE
-    assert dev.qt.read(MEM + 0x10, 0x100) == pattern(0x100, 7)
+    dev.qt.write(dev.mem_addr, pattern(0x100, 7))
+    assert dev.dma(dev.mem_addr, 0x10, 0x100, from_dev=False) == DONE
+    assert dev.qt.read(dev.mem_addr + 0x10, 0x100) == pattern(0x100, 7)
     # BAR2 -> BAR0 DMA_LEN/DMA_CMD: a START written by the transfer itself is refused
-    dev.qt.writeq(MEM + 0x300, 0x10 | START << 32)
-    assert dev.dma(REGS + R["BARMAP_REG_DMA_LEN"], 0x300, 8, from_dev=True) == DONE
+    dev.qt.writeq(dev.mem_addr + 0x300, 0x10 | START << 32)
+    assert dev.dma(dev.regs_addr + R["BARMAP_REG_DMA_LEN"], 0x300, 8, from_dev=True) == DONE
     assert dev.reg("DMA_LEN") == 0x10
     assert dev.qt.alive()

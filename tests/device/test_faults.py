@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bmdev import MEM, Barmap, R, pattern
+from bmdev import Barmap, R, pattern
 
 ALL_ONES = R["BARMAP_FAULT_ALL_ONES"]
 NO_DECODE = R["BARMAP_FAULT_NO_DECODE"]
@@ -30,52 +30,52 @@ def set_fault(d: Barmap, bit: int, on: bool, how: str) -> None:
 
 
 def widths(d: Barmap, off: int) -> list[int]:
-    qt = d.qt
-    return [qt.readb(MEM + off), qt.readw(MEM + off), qt.readl(MEM + off), qt.readq(MEM + off)]
+    qt, addr = d.qt, d.mem_addr + off
+    return [qt.readb(addr), qt.readw(addr), qt.readl(addr), qt.readq(addr)]
 
 
 @pytest.mark.parametrize("how", ["register", "qom"])
 def test_all_ones(dev: Barmap, how: str) -> None:
     data = pattern(SPAN, 0xABCD0000)
-    dev.qt.write(MEM, data)
+    dev.qt.write(dev.mem_addr, data)
     set_fault(dev, ALL_ONES, True, how)
     assert widths(dev, 0x10) == [0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF]
     assert widths(dev, dev.size - 8) == [0xFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF]
-    assert dev.qt.read(MEM + 1, 7) == b"\xff" * 7
-    dev.qt.writel(MEM, 0)  # dropped
-    dev.qt.write(MEM + 0x100, b"\0" * 0x100)
+    assert dev.qt.read(dev.mem_addr + 1, 7) == b"\xff" * 7
+    dev.qt.writel(dev.mem_addr, 0)  # dropped
+    dev.qt.write(dev.mem_addr + 0x100, b"\0" * 0x100)
     assert dev.reg("STATUS") & R["BARMAP_STATUS_MEM_DECODED"]  # decoded, but dead
     assert dev.reg("ID") == R["BARMAP_ID_MAGIC"]  # BAR0 still answers
     set_fault(dev, ALL_ONES, False, how)
-    assert dev.qt.read(MEM, SPAN) == data
+    assert dev.qt.read(dev.mem_addr, SPAN) == data
 
 
 @pytest.mark.parametrize("how", ["register", "qom"])
 def test_no_decode(dev: Barmap, how: str) -> None:
     data = pattern(SPAN, 0x12340000)
-    dev.qt.write(MEM, data)
+    dev.qt.write(dev.mem_addr, data)
     set_fault(dev, NO_DECODE, True, how)
     assert widths(dev, 0x10) == [0, 0, 0, 0]
     assert widths(dev, dev.size - 8) == [0, 0, 0, 0]
     assert not dev.reg("STATUS") & R["BARMAP_STATUS_MEM_DECODED"]
-    dev.qt.writel(MEM, 0xFFFFFFFF)  # does not land
-    dev.qt.write(MEM + 0x100, b"\xff" * 0x100)
-    assert dev.qt.read(MEM, 0x200) == b"\0" * 0x200
+    dev.qt.writel(dev.mem_addr, 0xFFFFFFFF)  # does not land
+    dev.qt.write(dev.mem_addr + 0x100, b"\xff" * 0x100)
+    assert dev.qt.read(dev.mem_addr, 0x200) == b"\0" * 0x200
     set_fault(dev, NO_DECODE, False, how)
     assert dev.reg("STATUS") & R["BARMAP_STATUS_MEM_DECODED"]
-    assert dev.qt.read(MEM, SPAN) == data
+    assert dev.qt.read(dev.mem_addr, SPAN) == data
 
 
 def test_all_ones_wins_over_no_decode(dev: Barmap) -> None:
-    dev.qt.writel(MEM, 0x11223344)
+    dev.qt.writel(dev.mem_addr, 0x11223344)
     set_fault(dev, NO_DECODE, True, "register")
     set_fault(dev, ALL_ONES, True, "qom")
     assert dev.reg("FAULT") == ALL_ONES | NO_DECODE
-    assert dev.qt.readl(MEM) == 0xFFFFFFFF
+    assert dev.qt.readl(dev.mem_addr) == 0xFFFFFFFF
     set_fault(dev, ALL_ONES, False, "register")
-    assert dev.qt.readl(MEM) == 0
+    assert dev.qt.readl(dev.mem_addr) == 0
     set_fault(dev, NO_DECODE, False, "qom")
-    assert dev.qt.readl(MEM) == 0x11223344
+    assert dev.qt.readl(dev.mem_addr) == 0x11223344
 
 
 def test_dma_still_reaches_bar2_under_bar_faults(dev: Barmap) -> None:
@@ -84,7 +84,7 @@ def test_dma_still_reaches_bar2_under_bar_faults(dev: Barmap) -> None:
     dev.wreg("FAULT", ALL_ONES | NO_DECODE)
     assert dev.dma(0x100000, 0x40, 15, from_dev=False) == R["BARMAP_DMA_STATUS_DONE"]
     dev.wreg("FAULT", 0)
-    assert dev.qt.read(MEM + 0x40, 15) == b"dma under fault"
+    assert dev.qt.read(dev.mem_addr + 0x40, 15) == b"dma under fault"
 
 
 @pytest.mark.parametrize("how", ["register", "qom"])
@@ -119,12 +119,12 @@ def test_irq_lost_msi(dev: Barmap) -> None:
 def test_faults_from_command_line(make_dev) -> None:  # type: ignore[no-untyped-def]
     d: Barmap = make_dev("fault-no-decode=on,fault-irq-lost=on")
     assert d.reg("FAULT") == NO_DECODE | IRQ_LOST
-    assert d.qt.readl(MEM) == 0
-    d.qt.writel(MEM, 5)
+    assert d.qt.readl(d.mem_addr) == 0
+    d.qt.writel(d.mem_addr, 5)
     d.qom_set("fault-no-decode", False)
-    assert d.qt.readl(MEM) == 0
-    d.qt.writel(MEM, 5)
-    assert d.qt.readl(MEM) == 5
+    assert d.qt.readl(d.mem_addr) == 0
+    d.qt.writel(d.mem_addr, 5)
+    assert d.qt.readl(d.mem_addr) == 5
 
 
 def test_fault_register_ignores_undefined_bits(dev: Barmap) -> None:

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from bmdev import DEVFN, GUEST_RAM, MEM, PCI_COMMAND, REGS, Barmap, R, pattern
+from bmdev import DEVFN, GUEST_RAM, PCI_COMMAND, Barmap, R, pattern
 from bmdev import DMA_BUSY as BUSY
 from bmdev import DMA_CMD_IRQ as CMD_IRQ
 from bmdev import DMA_DONE as DONE
@@ -252,8 +252,8 @@ class Gen:
         return rng.getrandbits(64) | 1 << 40
 
 
-def generate(m: Model, gen: Gen, ops: int) -> list[tuple[str, int | None]]:
-    """Commands with the answers the model expects (None: anything)."""
+def generate(m: Model, gen: Gen, ops: int, regs: int) -> list[tuple[str, int | None]]:
+    """Commands with the answers the model expects (None: anything); BAR0 is at ``regs``."""
     rng = gen.rng
     out: list[tuple[str, int | None]] = []
     known = sorted(REG.values())
@@ -273,10 +273,10 @@ def generate(m: Model, gen: Gen, ops: int) -> list[tuple[str, int | None]]:
             m.write(REG["DMA_OFF_LO"], 8, off)
             m.write(REG["DMA_LEN"], 4, length)
             m.write(REG["DMA_CMD"], 4, cmd)
-            out.append((f"writeq 0x{REGS + REG['DMA_BUS_LO']:x} 0x{bus:x}", None))
-            out.append((f"writeq 0x{REGS + REG['DMA_OFF_LO']:x} 0x{off:x}", None))
-            out.append((f"writel 0x{REGS + REG['DMA_LEN']:x} 0x{length:x}", None))
-            out.append((f"writel 0x{REGS + REG['DMA_CMD']:x} 0x{cmd:x}", None))
+            out.append((f"writeq 0x{regs + REG['DMA_BUS_LO']:x} 0x{bus:x}", None))
+            out.append((f"writeq 0x{regs + REG['DMA_OFF_LO']:x} 0x{off:x}", None))
+            out.append((f"writel 0x{regs + REG['DMA_LEN']:x} 0x{length:x}", None))
+            out.append((f"writel 0x{regs + REG['DMA_CMD']:x} 0x{cmd:x}", None))
             if rng.random() < 0.8:
                 out.append((f"clock_step {DELAY_STEP}", None))
                 m.run()
@@ -295,10 +295,10 @@ def generate(m: Model, gen: Gen, ops: int) -> list[tuple[str, int | None]]:
                 val &= ~(R["BARMAP_FAULT_DMA_ERROR"])  # mostly keep DMA alive
             m.write(off, width, val)
             w = {1: "b", 2: "w", 4: "l", 8: "q"}[width]
-            out.append((f"write{w} 0x{REGS + off:x} 0x{val:x}", None))
+            out.append((f"write{w} 0x{regs + off:x} 0x{val:x}", None))
         elif k < 88:  # a register read the model can predict
             name, val = rng.choice(sorted(m.expected_regs().items()))
-            out.append((f"readl 0x{REGS + REG[name]:x}", val))
+            out.append((f"readl 0x{regs + REG[name]:x}", val))
         elif k < 95:
             out.append((f"clock_step {DELAY_STEP}", None))
             m.run()
@@ -314,11 +314,11 @@ def generate(m: Model, gen: Gen, ops: int) -> list[tuple[str, int | None]]:
 
 def verify_memory(d: Barmap, m: Model) -> None:
     qt = d.qt
-    assert qt.readl(REGS + REG["FAULT"]) == m.regs["FAULT"]
+    assert qt.readl(d.regs_addr + REG["FAULT"]) == m.regs["FAULT"]
     # BAR2 through the CPU needs the BAR decoded: lift the faults for the read
-    qt.writel(REGS + REG["FAULT"], m.regs["FAULT"] & R["BARMAP_FAULT_DMA_ERROR"])
-    got = qt.read(MEM, BAR)
-    qt.writel(REGS + REG["FAULT"], m.regs["FAULT"])
+    qt.writel(d.regs_addr + REG["FAULT"], m.regs["FAULT"] & R["BARMAP_FAULT_DMA_ERROR"])
+    got = qt.read(d.mem_addr, BAR)
+    qt.writel(d.regs_addr + REG["FAULT"], m.regs["FAULT"])
     assert got == bytes(m.bar), "BAR2 differs from the model"
     win = qt.read(WIN_LO, WIN)
     assert win[:GUARD] == bytes(m.win[:GUARD]), "guard below the DMA zone was written"
@@ -339,7 +339,7 @@ def test_random_hostile_operations(make_dev, mask: int, ops: int) -> None:  # ty
     bar = pattern(BAR, 0x0BA20000)
     win = pattern(WIN, 0x0E4A0000, offset=WIN_LO)
     end = pattern(END_GUARD, 0x0E4D0000, offset=GUEST_RAM - END_GUARD)
-    qt.write(MEM, bar)
+    qt.write(d.mem_addr, bar)
     qt.write(WIN_LO, win)
     qt.write(GUEST_RAM - END_GUARD, end)
     m = Model(mask=mask, bar=bytearray(bar), win=bytearray(win), end=end)
@@ -349,7 +349,7 @@ def test_random_hostile_operations(make_dev, mask: int, ops: int) -> None:  # ty
     sent = 0
     chunk = 10_000
     while sent < ops:
-        cmds = generate(m, gen, min(chunk, ops - sent))
+        cmds = generate(m, gen, min(chunk, ops - sent), d.regs_addr)
         answers = qt.batch(c for c, _ in cmds)
         for (c, want), got in zip(cmds, answers):
             if want is not None:

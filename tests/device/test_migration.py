@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bmdev import MEM, REGS, Barmap, R, pattern
+from bmdev import Barmap, R, pattern
 
 from barmap.qtest import QTest
 
@@ -41,10 +41,10 @@ def snapshot_state(d: Barmap) -> dict[str, int]:
 
 
 def dirty(d: Barmap, salt: int) -> None:
-    d.qt.write(MEM, pattern(SIZE, salt))
+    d.qt.write(d.mem_addr, pattern(SIZE, salt))
     d.wreg("SCRATCH", salt)
-    d.qt.writeq(REGS + R["BARMAP_REG_DMA_BUS_LO"], 0x100000 + (salt & 0xFF000))
-    d.qt.writeq(REGS + R["BARMAP_REG_DMA_OFF_LO"], salt & 0xFFF0)
+    d.qt.writeq(d.regs_addr + R["BARMAP_REG_DMA_BUS_LO"], 0x100000 + (salt & 0xFF000))
+    d.qt.writeq(d.regs_addr + R["BARMAP_REG_DMA_OFF_LO"], salt & 0xFFF0)
     d.wreg("DMA_LEN", 0x100)
     d.wreg("IRQ_MASK", R["BARMAP_IRQ_SOFT"] if salt & 1 else R["BARMAP_IRQ_DMA_DONE"])
     d.wreg("IRQ_ACK", 0xFFFFFFFF)
@@ -62,11 +62,11 @@ def test_savevm_loadvm(make_dev, tmp_path: Path) -> None:  # type: ignore[no-unt
     assert snapshot_state(d) != saved
     assert d.qt.hmp("loadvm s1").strip() == ""
     assert snapshot_state(d) == saved
-    assert d.qt.read(MEM, SIZE) == pattern(SIZE, 0x11110007)
+    assert d.qt.read(d.mem_addr, SIZE) == pattern(SIZE, 0x11110007)
     # the restored fault is in force, not just in the register
     d.qom_set("fault-no-decode", True)
     assert d.qt.hmp("loadvm s1").strip() == ""
-    assert d.qt.readl(MEM) == 0x11110007
+    assert d.qt.readl(d.mem_addr) == 0x11110007
     assert d.qom_get("fault-no-decode") is False
 
 
@@ -79,15 +79,15 @@ def test_savevm_with_dma_in_flight(make_dev, tmp_path: Path) -> None:  # type: i
     assert d.reg("DMA_STATUS") == R["BARMAP_DMA_STATUS_BUSY"]
     assert d.qt.hmp("savevm busy").strip() == ""
     d.dma_wait()
-    assert d.qt.read(MEM + 0x80, 9) == b"in flight"
-    d.qt.write(MEM + 0x80, b"\0" * 9)
+    assert d.qt.read(d.mem_addr + 0x80, 9) == b"in flight"
+    d.qt.write(d.mem_addr + 0x80, b"\0" * 9)
     assert d.qt.hmp("loadvm busy").strip() == ""
     # BAR2 went back to before the transfer and the restored timer (already
     # expired: qtest's clock does not go back) runs the transfer again; were
     # it not restored, the engine would stay BUSY forever
     d.dma_wait()
     assert d.reg("DMA_STATUS") == R["BARMAP_DMA_STATUS_DONE"]
-    assert d.qt.read(MEM + 0x80, 9) == b"in flight"
+    assert d.qt.read(d.mem_addr + 0x80, 9) == b"in flight"
 
 
 def _wait_migration(qt: QTest) -> None:
@@ -120,8 +120,9 @@ def test_migrate_to_a_fresh_qemu(make_dev, tmp_path: Path) -> None:  # type: ign
     saved = snapshot_state(src)
     dst = _migrate(make_dev, src, f"size={SIZE}", tmp_path)
     # config space (and so the BAR addresses) came along
+    assert (dst.regs_addr, dst.mem_addr) == (src.regs_addr, src.mem_addr)
     assert snapshot_state(dst) == saved
-    assert dst.qt.read(MEM, SIZE) == pattern(SIZE, 0x33330003)
+    assert dst.qt.read(dst.mem_addr, SIZE) == pattern(SIZE, 0x33330003)
 
 
 def test_migrate_refuses_a_different_size(make_dev, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -143,8 +144,8 @@ def test_migrate_with_dma_in_flight(make_dev, tmp_path: Path) -> None:  # type: 
     src.wreg("DMA_CMD", START | R["BARMAP_DMA_CMD_IRQ"])
     dst = _migrate(make_dev, src, f"size={SIZE}", tmp_path)
     assert dst.reg("DMA_STATUS") == R["BARMAP_DMA_STATUS_BUSY"]
-    assert dst.qt.read(MEM + 0x80, 9) == b"\0" * 9
+    assert dst.qt.read(dst.mem_addr + 0x80, 9) == b"\0" * 9
     dst.dma_wait()
     assert dst.reg("DMA_STATUS") == R["BARMAP_DMA_STATUS_DONE"]
     assert dst.reg("IRQ_STATUS") == R["BARMAP_IRQ_DMA_DONE"]
-    assert dst.qt.read(MEM + 0x80, 9) == b"in flight"
+    assert dst.qt.read(dst.mem_addr + 0x80, 9) == b"in flight"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bmdev import DEVFN, MEM, Barmap, R, pattern
+from bmdev import DEVFN, Barmap, R, pattern
 
 
 def test_q35_smoke(make_dev) -> None:  # type: ignore[no-untyped-def]
@@ -10,11 +10,11 @@ def test_q35_smoke(make_dev) -> None:  # type: ignore[no-untyped-def]
     qt = d.qt
     assert qt.cfg_read(DEVFN, 0) == R["BARMAP_PCI_DEVICE_ID"] << 16 | R["BARMAP_PCI_VENDOR_ID"]
     assert d.size == 1 << 20
-    qt.write(MEM, pattern(0x10000, 35))
-    assert qt.read(MEM, 0x10000) == pattern(0x10000, 35)
+    qt.write(d.mem_addr, pattern(0x10000, 35))
+    assert qt.read(d.mem_addr, 0x10000) == pattern(0x10000, 35)
     qt.write(0x300000, b"q35 dma")
     assert d.dma(0x300000, 0x100, 7, from_dev=False) == R["BARMAP_DMA_STATUS_DONE"]
-    assert qt.read(MEM + 0x100, 7) == b"q35 dma"
+    assert qt.read(d.mem_addr + 0x100, 7) == b"q35 dma"
     assert d.dma(0x300100, 0x100, 7, from_dev=True) == R["BARMAP_DMA_STATUS_DONE"]
     assert qt.read(0x300100, 7) == b"q35 dma"
     d.enable_msi(0x7000, 0x35)
@@ -22,4 +22,4 @@ def test_q35_smoke(make_dev) -> None:  # type: ignore[no-untyped-def]
     d.wreg("IRQ_RAISE", R["BARMAP_IRQ_SOFT"])
     assert qt.readl(0x7000) == 0x35
     d.qom_set("fault-all-ones", True)
-    assert qt.readq(MEM) == (1 << 64) - 1
+    assert qt.readq(d.mem_addr) == (1 << 64) - 1
