@@ -1,6 +1,6 @@
 """The barmap command as a user runs it: demo, an interactive serial shell, ssh, doctor.
 
-(Its errors that need no VM are in tests/unit/test_cli.py.)
+(Its errors that need no VM are in tests/unit/test_cli_without_vm.py.)
 """
 
 from __future__ import annotations
