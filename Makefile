@@ -7,8 +7,15 @@
 #   KERNEL=/path/to/bzImage        boot your own kernel image instead
 #   BARMAP_CACHE=dir               where heavy artifacts live (the default: harness/barmap/paths.py)
 #   ACCEL=auto|kvm|tcg             how the harness runs guests (auto probes KVM, falls back to TCG)
+#   JOBS=auto|N|0                  pytest-xdist workers for `make test*` (auto: one per core;
+#                                  0: serial, in this process)
+#   BOOT=auto|pvh|bzimage          the distro kernel's ELF vmlinux via PVH (auto: when it has
+#                                  the PVH note) or its compressed bzImage
 
 ACCEL        ?= auto
+BOOT         ?= auto
+JOBS         ?= auto
+XDIST        := -n $(JOBS)
 PYTEST_ARGS  ?=
 
 PYTHON   ?= python3
@@ -33,6 +40,7 @@ export BARMAP_QEMU  := $(QEMU_BIN)
 export BARMAP_KENV  := $(KENV)
 export BARMAP_INITRD := $(INITRD)
 export BARMAP_ACCEL := $(ACCEL)
+export BARMAP_BOOT  := $(BOOT)
 ifneq ($(KERNEL),)
 export BARMAP_KERNEL := $(abspath $(KERNEL))
 endif
@@ -76,16 +84,16 @@ demo: all
 	$(VENV)/bin/barmap demo
 
 test: all
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(XDIST) $(PYTEST_ARGS)
 
 test-device: qemu venv
-	$(VENV)/bin/pytest tests/device $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/device $(XDIST) $(PYTEST_ARGS)
 
 test-guest: all
-	$(VENV)/bin/pytest tests/guest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/guest $(XDIST) $(PYTEST_ARGS)
 
 test-unit: venv
-	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/unit $(XDIST) $(PYTEST_ARGS)
 
 bench: all
 	$(VENV)/bin/barmap bench --json build/bench.json

@@ -7,7 +7,10 @@
 # package lists are refreshed, so a rolled ABI is followed, never pinned.
 # Result: KERNEL_DIR (scripts/paths.sh):
 #   root/        the unpacked packages (boot/vmlinuz-*, lib/modules/*, usr/src/*)
-#   kernel.env   KVER=... VMLINUZ=... KDIR=... MODDIR=...  (sourced by make and the harness)
+#   vmlinux-KVER the uncompressed ELF kernel, when it has a PVH entry (booted directly:
+#                no emulated decompressor; harness/barmap/vmlinux.py)
+#   kernel.env   KVER=... VMLINUZ=... VMLINUX=... KDIR=... MODDIR=...  (sourced by make and
+#                the harness; VMLINUX is empty for a kernel without PVH)
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -19,10 +22,43 @@ env=$KENV
 
 say() { printf 'barmap kernel[%s]: %s\n' "$suite" "$*" >&2; }
 
+# The ELF vmlinux of $vmlinuz for direct PVH boot, extracted once per kernel:
+# prints its path, or nothing for a kernel without a PVH entry.
+pvh_vmlinux() {
+	local out=$base/vmlinux-$kver rc=0
+	[ -f "$out" ] && { echo "$out"; return 0; }
+	python3 "$top/harness/barmap/vmlinux.py" "$vmlinuz" "$out" >&2 || rc=$?
+	case $rc in
+	0) echo "$out" ;;
+	3) say "no PVH entry: the harness boots the bzImage" ;;
+	*) exit "$rc" ;;
+	esac
+}
+
+write_env() {
+	local vmlinux
+	vmlinux=$(pvh_vmlinux)
+	find "$base" -maxdepth 1 -name 'vmlinux-*' ! -name "vmlinux-$kver" -delete
+	cat >"$env" <<EOV
+KVER=$kver
+VMLINUZ=$vmlinuz
+VMLINUX=$vmlinux
+KDIR=$kdir
+MODDIR=$moddir
+EOV
+}
+
 if [ -f "$env" ] && [ -z "${BARMAP_REFRESH:-}" ]; then
 	# shellcheck disable=SC1090
 	. "$env"
+	# shellcheck disable=SC2153 # KVER, VMLINUZ, KDIR, MODDIR come from $env
 	if [ -f "$VMLINUZ" ] && [ -f "$KDIR/Makefile" ]; then
+		# a cache from before PVH boot: add the vmlinux
+		if ! grep -q '^VMLINUX=' "$env" || { [ -n "${VMLINUX:-}" ] && [ ! -f "$VMLINUX" ]; }; then
+			# shellcheck disable=SC2153
+			kver=$KVER vmlinuz=$VMLINUZ kdir=$KDIR moddir=$MODDIR
+			write_env
+		fi
 		say "cached: $KVER"
 		exit 0
 	fi
@@ -42,7 +78,7 @@ kver=${image#linux-image-}
 headers_deps=$(apt-cache $opts depends "linux-headers-$kver" |
 	awk '/Depends: linux-(headers|kbuild)-/{print $2}' | sort -u)
 pkgs="$image linux-headers-$kver $headers_deps"
-say "kernel $kver: $(echo $pkgs)"
+say "kernel $kver: ${pkgs//$'\n'/ }"
 
 rm -rf "$base/debs" "$base/root.new"
 mkdir -p "$base/debs" "$base/root.new"
@@ -105,11 +141,7 @@ root=$base/root
 vmlinuz=$(ls "$root"/boot/vmlinuz-"$kver")
 moddir=$root/lib/modules/$kver
 [ -d "$moddir" ] || moddir=$root/usr/lib/modules/$kver # merged /usr (Debian 13)
-cat >"$env" <<EOV
-KVER=$kver
-VMLINUZ=$vmlinuz
-KDIR=$root/usr/src/linux-headers-$kver
-MODDIR=$moddir
-EOV
+kdir=$root/usr/src/linux-headers-$kver
+write_env
 say "unpacked into $root"
 cat "$env"

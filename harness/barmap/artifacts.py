@@ -3,8 +3,16 @@
 An argument wins, then the environment ``make`` exports (BARMAP_QEMU,
 BARMAP_KENV, the kernel.env written by scripts/kernel.sh, BARMAP_KERNEL, a
 user's own kernel image, and BARMAP_INITRD), then the layout of
-``barmap.paths``.  The guest tests, the device tests (``barmap.qtest``) and
-the CLI all resolve them here.
+``barmap.paths``.
+
+How the distro kernel boots (``boot``, else ``$BARMAP_BOOT``): ``auto`` boots
+the uncompressed ELF ``vmlinux`` through its PVH entry when kernel.env has one
+(no emulated decompressor) and the bzImage otherwise; ``pvh`` insists on the
+vmlinux; ``bzimage`` boots the compressed image through the real-mode setup.
+A user's own kernel (``kernel``, ``$BARMAP_KERNEL``) boots as it is.
+
+The guest tests, the device tests (``barmap.qtest``) and the CLI all resolve
+them here.
 """
 
 from __future__ import annotations
@@ -33,12 +41,25 @@ def find_qemu(qemu: str | os.PathLike[str] | None = None) -> Path:
     return Path(qemu or env or paths.qemu_binary()).expanduser()
 
 
+BOOTS: tuple[str, ...] = ("auto", "pvh", "bzimage")
+
+
+def boot_kind(kernel: Path) -> str:
+    """``pvh`` for an ELF kernel (QEMU's -kernel boots it by its PVH note), else ``bzimage``."""
+    try:
+        with open(kernel, "rb") as f:
+            return "pvh" if f.read(4) == b"\x7fELF" else "bzimage"
+    except OSError:
+        return "bzimage"
+
+
 @dataclass(frozen=True)
 class Artifacts:
     qemu: Path
     kernel: Path
     initrd: Path
     kernel_release: str
+    boot: str = "bzimage"  # how ``kernel`` boots: pvh or bzimage
 
     def check(self) -> None:
         """Raise ConfigError naming the first missing piece and the make target that builds it."""
@@ -56,6 +77,7 @@ def find_artifacts(
     qemu: str | os.PathLike[str] | None = None,
     kernel: str | os.PathLike[str] | None = None,
     initrd: str | os.PathLike[str] | None = None,
+    boot: str | None = None,
 ) -> Artifacts:
     """Resolve the artifacts from arguments, then the environment, then the default layout.
 
@@ -65,11 +87,26 @@ def find_artifacts(
     env = os.environ.get
     kenv_path = Path((None if suite else env("BARMAP_KENV")) or paths.kernel_env(suite))
     kenv = read_env_file(kenv_path) if kenv_path.is_file() else {}
-    kernel_path = Path(kernel or env("BARMAP_KERNEL") or kenv.get("VMLINUZ", kenv_path))
+    boot = boot or env("BARMAP_BOOT", "").strip() or "auto"
+    if boot not in BOOTS:
+        raise ConfigError(f"boot must be one of {', '.join(BOOTS)}, not {boot!r}")
+    own = kernel or env("BARMAP_KERNEL")
+    if own:
+        kernel_path = Path(own)
+    elif boot != "bzimage" and kenv.get("VMLINUX"):
+        kernel_path = Path(kenv["VMLINUX"])
+    elif boot == "pvh":
+        raise ConfigError(
+            f"{kenv_path} names no PVH vmlinux: run `make kernel`, or boot the bzImage"
+            " (BOOT=bzimage, --boot bzimage)"
+        )
+    else:
+        kernel_path = Path(kenv.get("VMLINUZ", kenv_path))
     initrd_path = Path(initrd or (None if suite else env("BARMAP_INITRD")) or paths.initrd(suite))
     return Artifacts(
         qemu=find_qemu(qemu),
         kernel=kernel_path,
         initrd=initrd_path,
         kernel_release=kenv.get("KVER", ""),
+        boot=boot_kind(kernel_path),
     )

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from barmap import checks
-from barmap.artifacts import find_artifacts
+from barmap.artifacts import BOOTS, find_artifacts
 from barmap.config import ACCELS, MachineConfig
 from barmap.errors import BarmapError, MachineError
 from barmap.machine import Machine
@@ -50,17 +50,33 @@ def _add_vm_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--qemu", help="QEMU binary (default: the cached build)")
     g.add_argument("--kernel", help="guest kernel image (default: the cached distro kernel)")
-    g.add_argument("--initrd", help="initramfs (default: build/SUITE/initramfs.cpio.gz)")
+    g.add_argument(
+        "--boot",
+        choices=BOOTS,
+        help="the distro kernel's ELF vmlinux via PVH, or its bzImage (default: $BARMAP_BOOT or"
+        " auto: PVH when the kernel has it)",
+    )
+    g.add_argument("--initrd", help="initramfs (default: build/SUITE/initramfs.cpio)")
     g.add_argument("--suite", help=SUITE_HELP)
     g.add_argument("--memory", type=int, default=1024, metavar="MiB", help="guest RAM")
+    g.add_argument(
+        "--boot-log",
+        action="store_true",
+        help="every kernel boot message on the console (default: warnings and worse)",
+    )
     g.add_argument("--log-dir", type=Path, help="where to keep the console log")
 
 
 def _config(args: argparse.Namespace, **overrides: object) -> MachineConfig:
-    art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd)
+    art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, args.boot)
     art.check()
     config = MachineConfig(
-        qemu=art.qemu, kernel=art.kernel, initrd=art.initrd, accel=args.accel, memory_mb=args.memory
+        qemu=art.qemu,
+        kernel=art.kernel,
+        initrd=art.initrd,
+        accel=args.accel,
+        memory_mb=args.memory,
+        boot_log=args.boot_log,
     )
     return replace(config, **overrides)  # type: ignore[arg-type]
 
@@ -178,29 +194,27 @@ def cmd_ssh(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """Boot, snapshot and bandwidth figures as JSON: measured, never asserted."""
+    """Boot phases per boot path, snapshot and bandwidth figures (JSON): measured, not asserted."""
+    from barmap.bench import boot_report, machine_report, quiet_config
+
     config = _config(args)
     log_dir = args.log_dir or _log_dir("bench")
-    t0 = time.monotonic()
-    with Machine(config, log_dir=log_dir) as vm:
-        start_seconds = time.monotonic() - t0
-        checks.load_module(vm)
-        state = vm.rundir / "bench.state"
-        save = vm.save_state(state)
-        restores = [vm.restore_state(state) for _ in range(args.repeat)]
-        output = vm.run("barmap-check bench --json", timeout=600, check=True).output
-        bandwidth = json.loads(output)  # the tool's --json output is one array
-        vm.check_crash()
-        result = {
-            "accel": vm.accel,
-            "qemu": str(config.qemu),
-            "kernel": str(config.kernel),
-            "start_to_shell_seconds": round(start_seconds, 3),
-            "boot_to_shell_seconds": round(vm.boot_seconds, 3),
-            "snapshot_save_seconds": round(save, 3),
-            "snapshot_restore_seconds": [round(r, 3) for r in restores],
-            "bandwidth": bandwidth,
-        }
+    # each way this kernel can boot: the distro kernel's PVH vmlinux and its bzImage
+    boots = [args.boot] if args.boot or args.kernel else ["pvh", "bzimage"]
+    configs = {}
+    for boot in boots:
+        try:
+            art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, boot)
+        except BarmapError as exc:
+            print(f"barmap bench: no {boot} boot: {exc}", file=sys.stderr)
+            continue
+        configs[art.boot] = quiet_config(replace(config, kernel=art.kernel))
+    result = {
+        "qemu": str(config.qemu),
+        "kernel": str(config.kernel),
+        "boot": boot_report(configs, args.rounds, log_dir) if args.rounds > 0 else {},
+        **machine_report(config, args.repeat, log_dir),
+    }
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -291,6 +305,7 @@ def parser() -> argparse.ArgumentParser:
     _add_vm_options(be)
     be.add_argument("--json", type=Path, help="also write the JSON to this file")
     be.add_argument("--repeat", type=int, default=5, help="snapshot restores to time")
+    be.add_argument("--rounds", type=int, default=5, help="boots per boot path (medians)")
     be.set_defaults(func=cmd_bench)
 
     doc = sub.add_parser("doctor", help="what is installed, cached and usable")

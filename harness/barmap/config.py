@@ -46,6 +46,7 @@ class MachineConfig:
     devices: tuple[BarmapDevice, ...] = (BarmapDevice(),)
     reservation: Reservation | None = Reservation()
     append: tuple[str, ...] = ()
+    boot_log: bool = False  # every kernel message on the console, not only warnings and worse
     extra_args: tuple[str, ...] = ()
     ssh: bool = False
     gdb_port: int | None = None

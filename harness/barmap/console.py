@@ -37,7 +37,10 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 class ConsoleDrain(threading.Thread):
     """Reads the console socket until EOF; every byte goes to the log and the pipe."""
 
-    def __init__(self, sock: socket.socket, log_path: Path) -> None:
+    def __init__(
+        self, sock: socket.socket, log_path: Path, milestones: tuple[str, ...] = ()
+    ) -> None:
+        """``milestones``: console strings whose first arrival time to note (``seen``)."""
         super().__init__(name="barmap-console-drain", daemon=True)
         self._sock = sock
         self._log = open(log_path, "ab", buffering=0)
@@ -50,6 +53,10 @@ class ConsoleDrain(threading.Thread):
         self._crash_text: list[str] = []  # the text from the first marker on
         self.crash: CrashReport | None = None
         self.eof = threading.Event()
+        # time.monotonic() of the first byte ("") and of each milestone's first arrival
+        self.seen: dict[str, float] = {}
+        self._pending = list(milestones)
+        self._scan = ""  # the unscanned tail for milestones, with overlap
 
     def run(self) -> None:
         try:
@@ -73,6 +80,7 @@ class ConsoleDrain(threading.Thread):
 
     def _keep(self, text: str) -> None:
         with self._lock:
+            self._note(text)
             self._chunks.append(text)
             if self.crash is not None:
                 self._crash_text.append(text)
@@ -81,6 +89,16 @@ class ConsoleDrain(threading.Thread):
             if ANY_MARKER.search(self._window):
                 self.crash = find_crash(self._window)
                 self._crash_text = [self._window]
+
+    def _note(self, text: str) -> None:
+        now = time.monotonic()
+        self.seen.setdefault("", now)
+        if not self._pending:
+            return
+        self._scan = self._scan[-200:] + text
+        for milestone in [m for m in self._pending if m in self._scan]:
+            self.seen[milestone] = now
+            self._pending.remove(milestone)
 
     def text(self) -> str:
         """Everything the console said so far."""

@@ -39,6 +39,7 @@ from barmap.ssh import SshKeys, SshSession
 __all__ = ["CommandResult", "Machine", "MachineConfig"]
 
 BOOT_MARKER = "barmap-guest: init done"
+INIT_MARKER = "barmap-guest: init start"  # the kernel has handed over to the initramfs
 
 
 class Machine:
@@ -50,6 +51,9 @@ class Machine:
         self.log_dir = Path(log_dir) if log_dir else None
         self.accel = ""
         self.boot_seconds = 0.0
+        # monotonic times of the last start: launch, cont, first byte, init start, init
+        # done, shell (``boot_phases`` gives them relative to the launch)
+        self.timeline: dict[str, float] = {}
         self.ssh_port: int | None = None
         self._rundir: RunDir | None = None
         self._proc: QEMUProcess | None = None
@@ -117,9 +121,11 @@ class Machine:
         interactive session keeps it.
         """
         self._prepare()
+        self.timeline = {"launch": time.monotonic()}
         self.launch()
         if paused:
             return
+        self.timeline["cont"] = time.monotonic()
         self.qmp.cmd("cont")
         if wait_boot:
             self.wait_boot(quiet_shell=quiet_shell)
@@ -157,7 +163,7 @@ class Machine:
         except QEMUStartError as exc:
             raise QEMUStartError(exc.message, **self.error_kw()) from None
         sock = proc.sockets["console"]
-        self._drain = ConsoleDrain(sock, self.console_log)
+        self._drain = ConsoleDrain(sock, self.console_log, milestones=(INIT_MARKER, BOOT_MARKER))
         self._drain.start()
         self._shell = Shell(
             Console(sock, self._drain),
@@ -183,8 +189,27 @@ class Machine:
             # no echo: busybox's line editing turns off too, so output is exactly what ran
             self.console.send("\nstty -echo\n")
             self.run("true", check=True)
-        self.boot_seconds = time.monotonic() - start
+        self.timeline["shell"] = time.monotonic()
+        self.boot_seconds = self.timeline["shell"] - start
         return self.boot_seconds
+
+    def boot_phases(self) -> dict[str, float]:
+        """Seconds from QEMU's launch to each boot milestone the last start reached.
+
+        ``qemu_ready`` (QEMU started, sockets and QMP connected), ``first_byte``
+        (the first console output), ``init_start`` (the kernel has started the
+        initramfs' init), ``init_done`` (the init script is through), ``shell`` (a
+        command ran): all measured on the host, as a user waits for them.
+        """
+        t = dict(self.timeline)
+        if self._drain is not None:
+            t["first_byte"] = self._drain.seen.get("", 0.0)
+            t["init_start"] = self._drain.seen.get(INIT_MARKER, 0.0)
+            t["init_done"] = self._drain.seen.get(BOOT_MARKER, 0.0)
+        t0 = t.get("launch", 0.0)
+        order = ("cont", "first_byte", "init_start", "init_done", "shell")
+        names = {"cont": "qemu_ready"}
+        return {names.get(k, k): round(t[k] - t0, 3) for k in order if t.get(k)}
 
     @property
     def pid(self) -> int | None:

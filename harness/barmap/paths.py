@@ -80,7 +80,7 @@ def build_dir(suite: str | None = None) -> Path:
 
 
 def initrd(suite: str | None = None) -> Path:
-    return build_dir(suite) / "initramfs.cpio.gz"
+    return build_dir(suite) / "initramfs.cpio"
 
 
 def firmware_file(name: str) -> Path | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from barmap.artifacts import Artifacts, find_artifacts
+from barmap.artifacts import BOOTS, Artifacts, find_artifacts
 from barmap.checks import load_module
 from barmap.config import ACCELS, MachineConfig
 from barmap.errors import BarmapError, ConfigError
@@ -38,6 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--barmap-kernel", default=None, help="guest kernel image")
     g.addoption("--barmap-initrd", default=None, help="guest initramfs")
     g.addoption("--barmap-suite", default=None, help="kernel suite: bookworm or trixie")
+    g.addoption("--barmap-boot", default=None, choices=BOOTS,
+                help="boot the distro kernel via PVH (its vmlinux) or as a bzImage")  # fmt: skip
     g.addoption(
         "--barmap-artifacts",
         default="build/test-artifacts",
@@ -50,9 +52,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture(scope="session")
 def barmap_artifacts(request: pytest.FixtureRequest) -> Artifacts:
     opt = request.config.getoption
-    art = find_artifacts(opt("--barmap-suite"), opt("--barmap-qemu"),
-                         opt("--barmap-kernel"), opt("--barmap-initrd"))  # fmt: skip
     try:
+        art = find_artifacts(opt("--barmap-suite"), opt("--barmap-qemu"),
+                             opt("--barmap-kernel"), opt("--barmap-initrd"),
+                             opt("--barmap-boot"))  # fmt: skip
         art.check()
     except ConfigError as exc:
         pytest.fail(str(exc), pytrace=False)

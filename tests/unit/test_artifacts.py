@@ -31,7 +31,7 @@ def test_layout_when_nothing_is_said(cache: Path) -> None:
     art = find_artifacts()
     assert art.qemu == cache / "qemu/bookworm/build/qemu-system-x86_64"
     assert art.kernel == Path("/boot/bookworm") and art.kernel_release == "bookworm-kver"
-    assert art.initrd == paths.REPO_ROOT / "build/bookworm/initramfs.cpio.gz"
+    assert art.initrd == paths.REPO_ROOT / "build/bookworm/initramfs.cpio"
 
 
 def test_environment_beats_layout(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,7 +64,7 @@ def test_an_explicit_suite_beats_makes_environment(
     monkeypatch.setenv("BARMAP_INITRD", "/make/bookworm/initrd")
     art = find_artifacts("trixie")
     assert art.kernel_release == "trixie-kver"
-    assert art.initrd == paths.REPO_ROOT / "build/trixie/initramfs.cpio.gz"
+    assert art.initrd == paths.REPO_ROOT / "build/trixie/initramfs.cpio"
 
 
 def test_no_kernel_env_points_at_the_missing_file(cache: Path) -> None:
@@ -90,3 +90,32 @@ def test_read_env_file(tmp_path: Path) -> None:
     f = tmp_path / "kernel.env"
     f.write_text("# comment=no\nKVER=6.1.0-1-amd64\n  MODDIR = /m \nnot a pair\nEMPTY=\n")
     assert read_env_file(f) == {"KVER": "6.1.0-1-amd64", "MODDIR": "/m", "EMPTY": ""}
+
+
+def test_boot_picks_the_pvh_vmlinux_or_the_bzimage(
+    cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("BARMAP_BOOT", raising=False)
+    vmlinux = tmp_path / "vmlinux"
+    vmlinux.write_bytes(b"\x7fELF" + b"\0" * 60)
+    kenv = paths.kernel_env("bookworm")
+    kenv.write_text(kenv.read_text() + f"VMLINUX={vmlinux}\n")
+    assert (find_artifacts().kernel, find_artifacts().boot) == (vmlinux, "pvh")
+    assert find_artifacts(boot="pvh").kernel == vmlinux
+    assert find_artifacts(boot="bzimage").kernel == Path("/boot/bookworm")
+    monkeypatch.setenv("BARMAP_BOOT", "bzimage")
+    assert find_artifacts().kernel == Path("/boot/bookworm")
+    # a kernel without PVH (VMLINUX empty): auto falls back, pvh says why it cannot
+    kenv.write_text(kenv.read_text().replace(f"VMLINUX={vmlinux}", "VMLINUX="))
+    assert find_artifacts(boot="auto").kernel == Path("/boot/bookworm")
+    with pytest.raises(ConfigError, match="no PVH vmlinux"):
+        find_artifacts(boot="pvh")
+    with pytest.raises(ConfigError, match="boot must be one of"):
+        find_artifacts(boot="uefi")
+
+
+def test_a_users_own_kernel_boots_as_it_is(cache: Path, tmp_path: Path) -> None:
+    own = tmp_path / "bzImage"
+    own.write_bytes(b"MZ" + b"\0" * 62)
+    art = find_artifacts(kernel=own, boot="pvh")
+    assert (art.kernel, art.boot) == (own, "bzimage")

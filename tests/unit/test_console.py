@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,3 +139,24 @@ def test_buffered_is_what_expect_left_over(host: Host) -> None:
     host.console.send("echo three\n")
     host.console.expect("thr", timeout=5)
     assert host.console.buffered().startswith("ee")
+
+
+def test_milestones_are_timed_once_when_they_first_arrive(tmp_path: Path) -> None:
+    ours, theirs = socket.socketpair()
+    drain = ConsoleDrain(ours, tmp_path / "log", milestones=("init start", "init done"))
+    drain.start()
+    try:
+        theirs.sendall(b"early boot\r\ninit st")
+        theirs.sendall(b"art\r\n")  # a milestone split across reads still counts
+        for _ in range(100):
+            if "init start" in drain.seen:
+                break
+            time.sleep(0.01)
+        theirs.sendall(b"init done\r\ninit start again\r\n")
+        theirs.shutdown(socket.SHUT_WR)
+        drain.join(timeout=5)
+    finally:
+        theirs.close()
+        ours.close()
+    assert set(drain.seen) == {"", "init start", "init done"}
+    assert drain.seen[""] <= drain.seen["init start"] <= drain.seen["init done"]

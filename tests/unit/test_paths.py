@@ -33,7 +33,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert paths.cache_dir() == cache
     assert paths.qemu_binary() == cache / "qemu" / "bookworm" / "build" / "qemu-system-x86_64"
     assert paths.kernel_env() == cache / "kernel" / "bookworm" / "kernel.env"
-    assert paths.initrd() == ROOT / "build" / "bookworm" / "initramfs.cpio.gz"
+    assert paths.initrd() == ROOT / "build" / "bookworm" / "initramfs.cpio"
     assert paths.DEFAULT_SUITE in paths.SUITES
 
 
