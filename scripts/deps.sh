@@ -7,8 +7,9 @@ pkgs=(
 	libglib2.0-dev libpixman-1-dev libslirp-dev libfdt-dev
 	# firmware for the built QEMU (-L)
 	seabios qemu-system-data ipxe-qemu
-	# the guest image and the guest's SSH server
-	busybox-static cpio dropbear-bin
+	# the guest image and the guest's SSH server; the kernels' payloads and modules
+	# (Debian 13's 6.12 is ZSTD-compressed, its modules .ko.xz or .ko.zst)
+	busybox-static cpio dropbear-bin xz-utils zstd
 	# kernel module checks (C=1), the harness's venv, interactive debugging
 	sparse python3-venv gdb tmux
 )
@@ -21,5 +22,6 @@ echo "barmap deps: installing ${missing[*]}" >&2
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -q >/dev/null
-"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+# apt's own output stays visible: a failed install must leave its reason in a CI log
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
