@@ -217,17 +217,45 @@ static void barmap_buf_vm_close(struct vm_area_struct *vma)
 	barmap_buf_put(buf);
 }
 
+/*
+ * Debugger access (ptrace PEEK/POKE, /proc/PID/mem, process_vm_readv) to a
+ * buffer mapping: the PFNMAP pages have no struct page for GUP to pin, so
+ * copy from the kernel's view of the buffer.  The buffer outlives the VMA.
+ */
+static int barmap_buf_vm_access(struct vm_area_struct *vma, unsigned long addr,
+				void *data, int len, int write)
+{
+	struct barmap_buf *buf = vma->vm_private_data;
+	unsigned long off = ((vma->vm_pgoff - buf->id) << PAGE_SHIFT) +
+			    (addr - vma->vm_start);
+
+	if (off >= buf->size)
+		return -EIO;
+	len = min_t(unsigned long, len, buf->size - off);
+	if (write)
+		memcpy(buf->cpu_addr + off, data, len);
+	else
+		memcpy(data, buf->cpu_addr + off, len);
+	return len;
+}
+
 static const struct vm_operations_struct barmap_buf_vm_ops = {
 	.open = barmap_buf_vm_open,
 	.close = barmap_buf_vm_close,
+	.access = barmap_buf_vm_access,
 };
 
 /*
  * BAR and reserved mappings need no per-VMA state, but they must have
  * vm_ops: a VMA without them counts as anonymous, and a fault after
  * remove() zapped its PTEs would map zero pages instead of raising SIGBUS.
+ * generic_access_phys lets debuggers read and write them (as uio does); it
+ * follows the PTE, so a zapped mapping of a removed device gives -EINVAL.
  */
 static const struct vm_operations_struct barmap_io_vm_ops = {
+#ifdef CONFIG_HAVE_IOREMAP_PROT
+	.access = generic_access_phys,
+#endif
 };
 
 static pgprot_t barmap_pgprot(struct barmap_file *bf, pgprot_t prot)
@@ -616,18 +644,20 @@ static long barmap_ioctl(struct file *filp, unsigned int cmd,
 {
 	struct barmap_file *bf = filp->private_data;
 	void __user *uarg = (void __user *)arg;
+	/* what changes device or buffer state needs a file open for writing */
+	bool writable = filp->f_mode & FMODE_WRITE;
 
 	switch (cmd) {
 	case BARMAP_IOC_INFO:
 		return barmap_ioc_info(bf, uarg);
 	case BARMAP_IOC_ALLOC:
-		return barmap_ioc_alloc(bf, uarg);
+		return writable ? barmap_ioc_alloc(bf, uarg) : -EBADF;
 	case BARMAP_IOC_FREE:
-		return barmap_ioc_free(bf, uarg);
+		return writable ? barmap_ioc_free(bf, uarg) : -EBADF;
 	case BARMAP_IOC_DMA:
-		return barmap_ioc_dma(bf, uarg);
+		return writable ? barmap_ioc_dma(bf, uarg) : -EBADF;
 	case BARMAP_IOC_SET_CACHE:
-		return barmap_ioc_set_cache(bf, uarg);
+		return writable ? barmap_ioc_set_cache(bf, uarg) : -EBADF;
 	default:
 		return -ENOTTY;
 	}

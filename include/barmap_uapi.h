@@ -17,6 +17,10 @@
  *                                  dma_mmap_coherent()
  * A mapping starts at the start of its object and is at most its size;
  * MAP_SHARED is required.
+ *
+ * A file opened O_RDONLY may use BARMAP_IOC_INFO and map the BAR and the
+ * reserved region for reading (PROT_WRITE: EACCES); every ioctl that changes
+ * device or buffer state (ALLOC, FREE, DMA, SET_CACHE) fails with EBADF.
  */
 #ifndef _UAPI_BARMAP_H
 #define _UAPI_BARMAP_H

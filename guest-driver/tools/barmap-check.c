@@ -1113,6 +1113,51 @@ static void c_readonly_fd_read(struct ctx *c, char *out, size_t n)
 	close(fd);
 }
 
+/* a read-only file may look (INFO, PROT_READ) but change nothing: EBADF */
+static void readonly_ioctl(char *out, size_t n, unsigned long cmd, void *arg)
+{
+	int fd = dev_open(O_RDONLY);
+
+	out_errno(out, n, ioctl(fd, cmd, arg) ? -errno : 0);
+	close(fd);
+}
+
+static void c_readonly_fd_info(struct ctx *c, char *out, size_t n)
+{
+	struct barmap_info info;
+
+	readonly_ioctl(out, n, BARMAP_IOC_INFO, &info);
+}
+
+static void c_readonly_fd_alloc(struct ctx *c, char *out, size_t n)
+{
+	struct barmap_alloc a = { .size = page_size };
+
+	readonly_ioctl(out, n, BARMAP_IOC_ALLOC, &a);
+}
+
+static void c_readonly_fd_free(struct ctx *c, char *out, size_t n)
+{
+	uint32_t id = BARMAP_BUF_ID_FIRST;
+
+	readonly_ioctl(out, n, BARMAP_IOC_FREE, &id);
+}
+
+static void c_readonly_fd_dma(struct ctx *c, char *out, size_t n)
+{
+	struct barmap_dma d = { .len = 64, .id = BARMAP_BUF_ID_FIRST,
+				.dir = BARMAP_DMA_TO_DEV };
+
+	readonly_ioctl(out, n, BARMAP_IOC_DMA, &d);
+}
+
+static void c_readonly_fd_set_cache(struct ctx *c, char *out, size_t n)
+{
+	uint32_t mode = BARMAP_CACHE_WC;
+
+	readonly_ioctl(out, n, BARMAP_IOC_SET_CACHE, &mode);
+}
+
 static void mremap_case(struct ctx *c, char *out, size_t n, bool buffer,
 			size_t new_len, int flags)
 {
@@ -1337,6 +1382,11 @@ static const struct hcase hcases[] = {
 	{ "reserved-past-end", "@reserved-past-end", c_reserved_past_end, false },
 	{ "readonly-fd-prot-write", "errno=EACCES", c_readonly_fd_write, false },
 	{ "readonly-fd-prot-read", "ok", c_readonly_fd_read, false },
+	{ "readonly-fd-info", "ok", c_readonly_fd_info, false },
+	{ "readonly-fd-alloc", "errno=EBADF", c_readonly_fd_alloc, false },
+	{ "readonly-fd-free", "errno=EBADF", c_readonly_fd_free, false },
+	{ "readonly-fd-dma", "errno=EBADF", c_readonly_fd_dma, false },
+	{ "readonly-fd-set-cache", "errno=EBADF", c_readonly_fd_set_cache, false },
 	{ "mremap-grow", "errno=EFAULT", c_mremap_grow, true },
 	{ "mremap-grow-in-place", "errno=EFAULT", c_mremap_grow_inplace, false },
 	{ "mremap-grow-buffer", "errno=EFAULT", c_mremap_grow_buf, false },
