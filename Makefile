@@ -98,10 +98,13 @@ test-unit: venv
 bench: all
 	$(VENV)/bin/barmap bench --json build/bench.json
 
-# ruff on the harness and tests; checkpatch, W=1 and sparse (C=1) on the driver
+# ruff on the harness and tests; shellcheck on the scripts and the guest init;
+# checkpatch, W=1 and sparse (C=1) on the driver
 lint: venv kernel
 	$(VENV)/bin/ruff check harness tests
 	$(VENV)/bin/ruff format --check harness tests
+	shellcheck scripts/*.sh images/initramfs.sh guest-driver/*.sh .ci/run
+	shellcheck -s sh images/init
 	$(MAKE) -C guest-driver checkpatch
 	$(MAKE) -C guest-driver KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR)) check
 

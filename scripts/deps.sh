@@ -10,8 +10,9 @@ pkgs=(
 	# the guest image and the guest's SSH server; the kernels' payloads and modules
 	# (Debian 13's 6.12 is ZSTD-compressed, its modules .ko.xz or .ko.zst)
 	busybox-static cpio dropbear-bin xz-utils zstd
-	# kernel module checks (C=1), the harness's venv, interactive debugging
-	sparse python3-venv gdb tmux
+	# kernel module checks (C=1), shell script checks (make lint), the harness's venv,
+	# interactive debugging
+	sparse shellcheck python3-venv gdb tmux
 )
 missing=()
 for p in "${pkgs[@]}"; do
