@@ -6,11 +6,14 @@
  * prefetchable BAR (BARMAP_MEM_BAR).  /dev/barmapN lets userspace compare the
  * ways of mapping "memory" into a process:
  *
- *   mmap id 0   BAR2                     io_remap_pfn_range()
- *   mmap id 1   reserved RAM (memmap=)   remap_pfn_range()
+ *   mmap id 0   BAR2                     pages at fault time (vmf_insert_pfn)
+ *   mmap id 1   reserved RAM (memmap=)   pages at fault time
+ *   mmap id 2   BAR2                     io_remap_pfn_range() in mmap()
+ *   mmap id 3   reserved RAM             remap_pfn_range() in mmap()
  *   mmap id 16+ dma_alloc_coherent()     dma_mmap_coherent()
  *
- * The id travels in the mmap offset (id << PAGE_SHIFT); see barmap_uapi.h.
+ * The id travels in the mmap offset (id << PAGE_SHIFT); see barmap_uapi.h
+ * and the strategy table barmap_strategies[].
  *
  * Lifetime rules (documented in README.md):
  *  - struct barmap_dev lives as long as its class device; open files, the
@@ -20,9 +23,14 @@
  *  - MAP_PRIVATE is refused by testing VM_MAYSHARE, not VM_SHARED: mmap()
  *    clears VM_SHARED for a MAP_SHARED mapping of an O_RDONLY file, which
  *    must still work (read only).
- *  - remove() marks the device dead, zaps every user mapping of every open
- *    file (later accesses get SIGBUS) and drops the buffers' slots; buffers
- *    that are still mapped are freed when their last VMA goes away.
+ *  - All opens of a device share one address_space (an inode of a small
+ *    pseudo filesystem, as vfio does), so remove() revokes every mapping
+ *    with one unmap_mapping_range() after marking the device dead; faults
+ *    check "dead" under the same lock, so none can map the BAR again.
+ *    Later accesses get SIGBUS.  Buffers lose their slots; mapped ones are
+ *    freed when their last VMA goes away.
+ *  - One cache mode per region (BAR2, reserved) while it is mapped; see
+ *    barmap_region_get().
  */
 
 #include <linux/cdev.h>
@@ -39,8 +47,11 @@
 #include <linux/list.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/mount.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/pfn_t.h>
+#include <linux/pseudo_fs.h>
 #include <linux/rwsem.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -54,6 +65,17 @@
 #define BARMAP_DMA_TIMEOUT_MS		1000
 #define BARMAP_DMA_TIMEOUT_MAX_MS	60000
 #define BARMAP_DMA_DRAIN_MS		1000
+#define BARMAP_FS_MAGIC			0x62726d70	/* "brmp" */
+
+/*
+ * PMD mappings of a 2 MiB aligned region from .huge_fault, where the kernel
+ * maps huge PFNs (6.12 added it for vfio-pci; 6.17 dropped pfn_t).
+ */
+#if defined(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP) && \
+	LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) && \
+	LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
+#define BARMAP_HUGE_FAULT
+#endif
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
 #define barmap_class_create(name)	class_create(name)
@@ -86,7 +108,22 @@ static unsigned long reserved_size;
 module_param(reserved_size, ulong, 0444);
 MODULE_PARM_DESC(reserved_size, "size in bytes of that reservation");
 
+/* a physical range that io mappings map, and the cache mode in force */
+struct barmap_region {
+	phys_addr_t phys;
+	resource_size_t size;
+	struct mutex lock;		/* protects users, mode, pin */
+	unsigned long users;		/* VMAs mapping the region */
+	u32 mode;			/* BARMAP_CACHE_*, while users */
+	void __iomem *pin;		/* holds the memory type, while users */
+};
+
 static bool reserved_ok;
+static struct barmap_region barmap_reserved = {
+	.lock = __MUTEX_INITIALIZER(barmap_reserved.lock),
+};
+
+static struct vfsmount *barmap_mnt;
 static struct class *barmap_class;
 static dev_t barmap_devt;
 static DEFINE_IDA(barmap_ida);
@@ -95,9 +132,9 @@ struct barmap_dev {
 	struct device dev;		/* the class device; owns this struct */
 	struct cdev cdev;
 	struct pci_dev *pdev;		/* referenced until release */
+	struct inode *inode;		/* its i_mapping: every open file's */
+	struct barmap_region bar;	/* BAR2 */
 	void __iomem *regs;
-	phys_addr_t bar_phys;
-	resource_size_t bar_size;
 	u32 version;
 	int minor;
 	int irq;
@@ -120,6 +157,7 @@ struct barmap_dev {
 
 struct barmap_buf {
 	struct kref ref;		/* file slot + each VMA + running DMA */
+	bool leaked;			/* the device may still write into it */
 	struct barmap_dev *bdev;	/* holds a reference on bdev->dev */
 	void *cpu_addr;
 	dma_addr_t dma_addr;
@@ -149,8 +187,9 @@ static void barmap_buf_release(struct kref *ref)
 	struct barmap_buf *buf = container_of(ref, struct barmap_buf, ref);
 	struct barmap_dev *bdev = buf->bdev;
 
-	dma_free_coherent(&bdev->pdev->dev, buf->size, buf->cpu_addr,
-			  buf->dma_addr);
+	if (!buf->leaked)
+		dma_free_coherent(&bdev->pdev->dev, buf->size, buf->cpu_addr,
+				  buf->dma_addr);
 	kfree(buf);
 	put_device(&bdev->dev);
 }
@@ -201,6 +240,299 @@ static void barmap_file_drop_bufs(struct barmap_file *bf)
 
 /* mmap */
 
+/*
+ * The strategies, one row each: the mmap id (the page offset), its name, what
+ * it maps and how.  barmap-check has the same table; a new strategy is one
+ * row there, one here and its id in barmap_uapi.h.
+ */
+enum barmap_obj { BARMAP_OBJ_BAR, BARMAP_OBJ_RESERVED, BARMAP_OBJ_BUF };
+
+struct barmap_strategy {
+	u32 id;				/* first mmap id */
+	u32 count;			/* ids in the row */
+	const char *name;
+	enum barmap_obj obj;
+	int (*mmap)(struct barmap_file *bf, struct vm_area_struct *vma,
+		    const struct barmap_strategy *st, unsigned long len);
+	const struct vm_operations_struct *vm_ops;
+};
+
+static struct barmap_region *barmap_region_of(struct barmap_dev *bdev,
+					      enum barmap_obj obj)
+{
+	if (obj == BARMAP_OBJ_BAR)
+		return &bdev->bar;
+	return reserved_ok ? &barmap_reserved : NULL;
+}
+
+/*
+ * The cache mode in force.  Every mapping of a region holds it; the first
+ * pins the memory type of the whole region (an ioremap the kernel's PAT
+ * records), so the PTEs that faults insert get exactly that type, and the
+ * pin is checked: a type the kernel downgraded or changed is refused.
+ */
+static bool barmap_pin_has_mode(void __iomem *pin, u32 mode)
+{
+#ifdef CONFIG_X86
+	enum page_cache_mode want = mode == BARMAP_CACHE_WC ?
+		_PAGE_CACHE_MODE_WC : _PAGE_CACHE_MODE_UC_MINUS;
+	unsigned int level;
+	pgprotval_t got;
+	pte_t *pte;
+
+	pte = lookup_address((unsigned long)pin, &level);
+	if (!pte)
+		return false;
+	got = pte_flags(*pte);
+	if (level != PG_LEVEL_4K)
+		got = pgprot_val(pgprot_large_2_4k(__pgprot(got)));
+	return (got & _PAGE_CACHE_MASK) ==
+	       (cachemode2protval(want) & _PAGE_CACHE_MASK);
+#else
+	return true;
+#endif
+}
+
+static int barmap_region_get(struct barmap_region *r, u32 mode)
+{
+	void __iomem *pin;
+	int ret = 0;
+
+#ifdef CONFIG_X86
+	if (mode == BARMAP_CACHE_WC && !pat_enabled())
+		return -EOPNOTSUPP;
+#endif
+	mutex_lock(&r->lock);
+	if (r->users) {
+		if (r->mode != mode)
+			ret = -EBUSY;
+	} else {
+		if (mode == BARMAP_CACHE_WC)
+			pin = ioremap_wc(r->phys, r->size);
+		else
+			pin = ioremap(r->phys, r->size);
+		if (!pin) {
+			ret = -ENOMEM;
+		} else if (!barmap_pin_has_mode(pin, mode)) {
+			iounmap(pin);
+			ret = -EBUSY;	/* another memory type holds the range */
+		} else {
+			r->pin = pin;
+			r->mode = mode;
+		}
+	}
+	if (!ret)
+		r->users++;
+	mutex_unlock(&r->lock);
+	return ret;
+}
+
+static void barmap_region_unpin(struct barmap_region *r)
+{
+	if (r->pin) {
+		iounmap(r->pin);
+		r->pin = NULL;
+	}
+}
+
+static void barmap_region_put(struct barmap_region *r)
+{
+	mutex_lock(&r->lock);
+	if (!--r->users)
+		barmap_region_unpin(r);
+	mutex_unlock(&r->lock);
+}
+
+static u32 barmap_region_mode(struct barmap_region *r)
+{
+	u32 mode = BARMAP_CACHE_NONE;
+
+	if (!r)
+		return mode;
+	mutex_lock(&r->lock);
+	if (r->users)
+		mode = r->mode;
+	mutex_unlock(&r->lock);
+	return mode;
+}
+
+/* BAR and reserved mappings: each VMA (also after split or fork) holds its region */
+
+static struct barmap_region *barmap_vma_region(struct vm_area_struct *vma)
+{
+	const struct barmap_strategy *st = vma->vm_private_data;
+	struct barmap_file *bf = vma->vm_file->private_data;
+
+	return barmap_region_of(bf->bdev, st->obj);
+}
+
+static void barmap_io_vm_open(struct vm_area_struct *vma)
+{
+	struct barmap_region *r = barmap_vma_region(vma);
+
+	mutex_lock(&r->lock);
+	r->users++;
+	mutex_unlock(&r->lock);
+}
+
+static void barmap_io_vm_close(struct vm_area_struct *vma)
+{
+	barmap_region_put(barmap_vma_region(vma));
+}
+
+/*
+ * Fault-time mapping, as vfio-pci does it: under state_rw, which remove()
+ * takes for writing before it zaps, so a PTE is either inserted before the
+ * zap (and zapped) or never (SIGBUS).
+ */
+static vm_fault_t barmap_io_insert(struct vm_fault *vmf, unsigned int order)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	const struct barmap_strategy *st = vma->vm_private_data;
+	struct barmap_file *bf = vma->vm_file->private_data;
+	struct barmap_dev *bdev = bf->bdev;
+	struct barmap_region *r = barmap_region_of(bdev, st->obj);
+	unsigned long addr = vmf->address & ~((PAGE_SIZE << order) - 1);
+	unsigned long pgoff = vma->vm_pgoff - st->id +
+			      ((addr - vma->vm_start) >> PAGE_SHIFT);
+	unsigned long pfn = PHYS_PFN(r->phys) + pgoff;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+
+	if (order && (addr < vma->vm_start ||
+		      addr + (PAGE_SIZE << order) > vma->vm_end ||
+		      !IS_ALIGNED(pfn, 1UL << order)))
+		return VM_FAULT_FALLBACK;
+	if (pgoff + (1UL << order) > PHYS_PFN(r->size))
+		return VM_FAULT_SIGBUS;
+
+	down_read(&bdev->state_rw);
+	if (bdev->dead)
+		goto out;
+	switch (order) {
+	case 0:
+		ret = vmf_insert_pfn(vma, addr, pfn);
+		break;
+#ifdef BARMAP_HUGE_FAULT
+	case PMD_ORDER:
+		ret = vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV),
+					 vmf->flags & FAULT_FLAG_WRITE);
+		break;
+#endif
+	default:
+		ret = VM_FAULT_FALLBACK;
+	}
+out:
+	up_read(&bdev->state_rw);
+	return ret;
+}
+
+static vm_fault_t barmap_io_fault(struct vm_fault *vmf)
+{
+	return barmap_io_insert(vmf, 0);
+}
+
+/*
+ * Debugger access (ptrace PEEK/POKE, /proc/PID/mem, process_vm_readv) to a
+ * fault-time mapping: the page may not be mapped yet, so generic_access_phys
+ * (which follows the PTE) cannot serve it; the region's pin can.
+ */
+static int barmap_io_access(struct vm_area_struct *vma, unsigned long addr,
+			    void *data, int len, int write)
+{
+	const struct barmap_strategy *st = vma->vm_private_data;
+	struct barmap_file *bf = vma->vm_file->private_data;
+	struct barmap_dev *bdev = bf->bdev;
+	struct barmap_region *r = barmap_region_of(bdev, st->obj);
+	unsigned long off = ((vma->vm_pgoff - st->id) << PAGE_SHIFT) +
+			    (addr - vma->vm_start);
+	int ret = -EIO;
+
+	if (off >= r->size)
+		return -EIO;
+	len = min_t(unsigned long, len, r->size - off);
+	down_read(&bdev->state_rw);
+	if (!bdev->dead && r->pin) {
+		if (write)
+			memcpy_toio(r->pin + off, data, len);
+		else
+			memcpy_fromio(data, r->pin + off, len);
+		ret = len;
+	}
+	up_read(&bdev->state_rw);
+	return ret;
+}
+
+static const struct vm_operations_struct barmap_fault_vm_ops = {
+	.open = barmap_io_vm_open,
+	.close = barmap_io_vm_close,
+	.fault = barmap_io_fault,
+#ifdef BARMAP_HUGE_FAULT
+	.huge_fault = barmap_io_insert,
+#endif
+	.access = barmap_io_access,
+};
+
+/*
+ * An eager mapping carries the PAT memtype of its whole range (VM_PAT);
+ * unmapping a piece of it would free a memtype that was never reserved, so
+ * partial munmap and mremap shrink are refused.  generic_access_phys lets
+ * debuggers in, as uio does.  No .fault: after remove() zapped the PTEs an
+ * access raises SIGBUS.
+ */
+static int barmap_remap_vm_may_split(struct vm_area_struct *vma,
+				     unsigned long addr)
+{
+	return -EINVAL;
+}
+
+static const struct vm_operations_struct barmap_remap_vm_ops = {
+	.open = barmap_io_vm_open,
+	.close = barmap_io_vm_close,
+	.may_split = barmap_remap_vm_may_split,
+#ifdef CONFIG_HAVE_IOREMAP_PROT
+	.access = generic_access_phys,
+#endif
+};
+
+static int barmap_mmap_io(struct barmap_file *bf, struct vm_area_struct *vma,
+			  const struct barmap_strategy *st, unsigned long len)
+{
+	struct barmap_region *r = barmap_region_of(bf->bdev, st->obj);
+	u32 mode = READ_ONCE(bf->cache_mode);
+	int ret;
+
+	if (!r)
+		return -ENODEV;
+	if (len > r->size)
+		return -EINVAL;
+	ret = barmap_region_get(r, mode);
+	if (ret)
+		return ret;
+
+	vma->vm_ops = st->vm_ops;
+	vma->vm_private_data = (void *)st;
+	if (mode == BARMAP_CACHE_WC)
+		vma->vm_page_prot = pgprot_writecombine(vma->vm_page_prot);
+	else
+		vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
+	barmap_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
+			    VM_DONTDUMP);
+	if (st->vm_ops == &barmap_fault_vm_ops)
+		return 0;	/* pages come from barmap_io_fault() */
+
+	if (st->obj == BARMAP_OBJ_BAR)
+		ret = io_remap_pfn_range(vma, vma->vm_start, PHYS_PFN(r->phys),
+					 len, vma->vm_page_prot);
+	else
+		ret = remap_pfn_range(vma, vma->vm_start, PHYS_PFN(r->phys),
+				      len, vma->vm_page_prot);
+	if (ret)
+		barmap_region_put(r);
+	return ret;
+}
+
+/* DMA buffers: dma_mmap_coherent() fills the page tables in mmap() */
+
 static void barmap_buf_vm_open(struct vm_area_struct *vma)
 {
 	struct barmap_buf *buf = vma->vm_private_data;
@@ -218,9 +550,9 @@ static void barmap_buf_vm_close(struct vm_area_struct *vma)
 }
 
 /*
- * Debugger access (ptrace PEEK/POKE, /proc/PID/mem, process_vm_readv) to a
- * buffer mapping: the PFNMAP pages have no struct page for GUP to pin, so
- * copy from the kernel's view of the buffer.  The buffer outlives the VMA.
+ * Debugger access to a buffer mapping: the PFNMAP pages have no struct page
+ * for GUP to pin, so copy from the kernel's view of the buffer.  The buffer
+ * outlives the VMA.
  */
 static int barmap_buf_vm_access(struct vm_area_struct *vma, unsigned long addr,
 				void *data, int len, int write)
@@ -245,78 +577,22 @@ static const struct vm_operations_struct barmap_buf_vm_ops = {
 	.access = barmap_buf_vm_access,
 };
 
-/*
- * BAR and reserved mappings need no per-VMA state, but they must have
- * vm_ops: a VMA without them counts as anonymous, and a fault after
- * remove() zapped its PTEs would map zero pages instead of raising SIGBUS.
- * generic_access_phys lets debuggers read and write them (as uio does); it
- * follows the PTE, so a zapped mapping of a removed device gives -EINVAL.
- */
-static const struct vm_operations_struct barmap_io_vm_ops = {
-#ifdef CONFIG_HAVE_IOREMAP_PROT
-	.access = generic_access_phys,
-#endif
-};
-
-static pgprot_t barmap_pgprot(struct barmap_file *bf, pgprot_t prot)
-{
-	if (READ_ONCE(bf->cache_mode) == BARMAP_CACHE_WC)
-		return pgprot_writecombine(prot);
-	return pgprot_noncached(prot);
-}
-
-static int barmap_mmap_bar(struct barmap_file *bf, struct vm_area_struct *vma,
-			   unsigned long len)
-{
-	struct barmap_dev *bdev = bf->bdev;
-
-	if (len > bdev->bar_size)
-		return -EINVAL;
-
-	vma->vm_ops = &barmap_io_vm_ops;
-	vma->vm_page_prot = barmap_pgprot(bf, vma->vm_page_prot);
-	barmap_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
-			    VM_DONTDUMP);
-	return io_remap_pfn_range(vma, vma->vm_start,
-				  PHYS_PFN(bdev->bar_phys), len,
-				  vma->vm_page_prot);
-}
-
-static int barmap_mmap_reserved(struct barmap_file *bf,
-				struct vm_area_struct *vma, unsigned long len)
-{
-	if (!reserved_ok)
-		return -ENODEV;
-	if (len > reserved_size)
-		return -EINVAL;
-
-	vma->vm_ops = &barmap_io_vm_ops;
-	vma->vm_page_prot = barmap_pgprot(bf, vma->vm_page_prot);
-	barmap_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
-			    VM_DONTDUMP);
-	return remap_pfn_range(vma, vma->vm_start, PHYS_PFN(reserved_base),
-			       len, vma->vm_page_prot);
-}
-
 static int barmap_mmap_buf(struct barmap_file *bf, struct vm_area_struct *vma,
-			   unsigned long len, u32 id)
+			   const struct barmap_strategy *st, unsigned long len)
 {
 	struct barmap_dev *bdev = bf->bdev;
-	int slot = barmap_buf_slot(id);
+	u32 id = vma->vm_pgoff;
 	struct barmap_buf *buf;
 	int ret;
 
-	if (slot < 0)
-		return -EINVAL;
-
 	mutex_lock(&bf->lock);
-	buf = bf->bufs[slot];
+	buf = bf->bufs[id - st->id];
 	if (!buf || len > buf->size) {
 		ret = -EINVAL;
 		goto out;
 	}
 
-	vma->vm_ops = &barmap_buf_vm_ops;
+	vma->vm_ops = st->vm_ops;
 	vma->vm_private_data = buf;
 	barmap_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	/*
@@ -338,29 +614,51 @@ out:
 	return ret;
 }
 
+static const struct barmap_strategy barmap_strategies[] = {
+	{ BARMAP_MMAP_ID_BAR, 1, "bar", BARMAP_OBJ_BAR,
+	  barmap_mmap_io, &barmap_fault_vm_ops },
+	{ BARMAP_MMAP_ID_RESERVED, 1, "reserved", BARMAP_OBJ_RESERVED,
+	  barmap_mmap_io, &barmap_fault_vm_ops },
+	{ BARMAP_MMAP_ID_BAR_REMAP, 1, "bar-remap", BARMAP_OBJ_BAR,
+	  barmap_mmap_io, &barmap_remap_vm_ops },
+	{ BARMAP_MMAP_ID_RESERVED_REMAP, 1, "reserved-remap",
+	  BARMAP_OBJ_RESERVED, barmap_mmap_io, &barmap_remap_vm_ops },
+	{ BARMAP_BUF_ID_FIRST, BARMAP_BUF_MAX, "dma", BARMAP_OBJ_BUF,
+	  barmap_mmap_buf, &barmap_buf_vm_ops },
+};
+
+static const struct barmap_strategy *barmap_strategy(unsigned long id)
+{
+	const struct barmap_strategy *st;
+
+	for (st = barmap_strategies;
+	     st < barmap_strategies + ARRAY_SIZE(barmap_strategies); st++)
+		if (id >= st->id && id - st->id < st->count)
+			return st;
+	return NULL;
+}
+
 static int barmap_mmap(struct file *filp, struct vm_area_struct *vma)
 {
 	struct barmap_file *bf = filp->private_data;
 	struct barmap_dev *bdev = bf->bdev;
+	const struct barmap_strategy *st = barmap_strategy(vma->vm_pgoff);
 	unsigned long len = vma->vm_end - vma->vm_start;
-	unsigned long id = vma->vm_pgoff;
 	int ret;
 
 	down_read(&bdev->state_rw);
 	if (bdev->dead)
 		ret = -ENODEV;
+	else if (!st)
+		ret = -EINVAL;
 	else if (!(vma->vm_flags & VM_MAYSHARE))
 		ret = -EINVAL;	/* MAP_PRIVATE: a COW copy of MMIO is nonsense */
-	else if (id == BARMAP_MMAP_ID_BAR)
-		ret = barmap_mmap_bar(bf, vma, len);
-	else if (id == BARMAP_MMAP_ID_RESERVED)
-		ret = barmap_mmap_reserved(bf, vma, len);
-	else if (id >= BARMAP_BUF_ID_FIRST &&
-		 id < BARMAP_BUF_ID_FIRST + BARMAP_BUF_MAX)
-		ret = barmap_mmap_buf(bf, vma, len, id);
 	else
-		ret = -EINVAL;
+		ret = st->mmap(bf, vma, st, len);
 	up_read(&bdev->state_rw);
+	if (ret && st)
+		dev_dbg(&bdev->dev, "mmap %s (id %lu, %lu bytes): %d\n",
+			st->name, vma->vm_pgoff, len, ret);
 	return ret;
 }
 
@@ -369,6 +667,7 @@ static int barmap_mmap(struct file *filp, struct vm_area_struct *vma)
 static long barmap_ioc_info(struct barmap_file *bf, void __user *uarg)
 {
 	struct barmap_dev *bdev = bf->bdev;
+	struct barmap_region *reserved;
 	struct barmap_info info = {};
 
 	down_read(&bdev->state_rw);
@@ -376,8 +675,8 @@ static long barmap_ioc_info(struct barmap_file *bf, void __user *uarg)
 		up_read(&bdev->state_rw);
 		return -ENODEV;
 	}
-	info.bar_phys = bdev->bar_phys;
-	info.bar_size = bdev->bar_size;
+	info.bar_phys = bdev->bar.phys;
+	info.bar_size = bdev->bar.size;
 	if (reserved_ok) {
 		info.reserved_phys = reserved_base;
 		info.reserved_size = reserved_size;
@@ -386,6 +685,9 @@ static long barmap_ioc_info(struct barmap_file *bf, void __user *uarg)
 	info.version = ioread32(bdev->regs + BARMAP_REG_VERSION);
 	info.cache_mode = READ_ONCE(bf->cache_mode);
 	info.minor = bdev->minor;
+	info.bar_mode = barmap_region_mode(&bdev->bar);
+	reserved = barmap_region_of(bdev, BARMAP_OBJ_RESERVED);
+	info.reserved_mode = barmap_region_mode(reserved);
 	up_read(&bdev->state_rw);
 
 	if (copy_to_user(uarg, &info, sizeof(info)))
@@ -575,7 +877,7 @@ static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
 	if (*status & BARMAP_DMA_STATUS_BUSY) {
 		dev_warn(&bdev->dev, "DMA stuck busy, buffer %u leaked\n",
 			 buf->id);
-		kref_get(&buf->ref);
+		buf->leaked = true;	/* its memory is never freed */
 	}
 	/*
 	 * The cause of the lost interrupt is still pending in IRQ_STATUS; an
@@ -609,8 +911,8 @@ static long barmap_ioc_dma(struct barmap_file *bf, void __user *uarg)
 		ret = -ENODEV;
 		goto out_unlock;
 	}
-	if (req.bar_off > bdev->bar_size ||
-	    req.len > bdev->bar_size - req.bar_off) {
+	if (req.bar_off > bdev->bar.size ||
+	    req.len > bdev->bar.size - req.bar_off) {
 		ret = -EINVAL;
 		goto out_unlock;
 	}
@@ -690,6 +992,7 @@ static int barmap_open(struct inode *inode, struct file *filp)
 	up_read(&bdev->state_rw);
 
 	filp->private_data = bf;
+	filp->f_mapping = bdev->inode->i_mapping;
 	return 0;
 }
 
@@ -714,6 +1017,10 @@ static const struct file_operations barmap_fops = {
 	.open = barmap_open,
 	.release = barmap_release,
 	.mmap = barmap_mmap,
+#ifdef BARMAP_HUGE_FAULT
+	/* a BAR mapping at a 2 MiB aligned address can take PMDs */
+	.get_unmapped_area = thp_get_unmapped_area,
+#endif
 	.unlocked_ioctl = barmap_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,
@@ -787,7 +1094,18 @@ static void barmap_dev_release(struct device *dev)
 
 	ida_free(&barmap_ida, bdev->minor);
 	pci_dev_put(bdev->pdev);
+	if (bdev->inode)
+		iput(bdev->inode);
+	mutex_destroy(&bdev->bar.lock);
 	kfree(bdev);
+}
+
+static void barmap_release_bar(void *data)
+{
+	struct pci_dev *pdev = data;
+
+	release_mem_region(pci_resource_start(pdev, BARMAP_MEM_BAR),
+			   pci_resource_len(pdev, BARMAP_MEM_BAR));
 }
 
 static int barmap_setup_pci(struct pci_dev *pdev)
@@ -808,7 +1126,11 @@ static int barmap_setup_pci(struct pci_dev *pdev)
 		return dev_err_probe(dev, -ENODEV, "BAR%d too small\n",
 				     BARMAP_REG_BAR);
 
-	/* BAR2 is only ever mapped to userspace: claim it, no ioremap. */
+	/*
+	 * BAR2 is only mapped to userspace, by this driver alone: claimed
+	 * exclusive, so /dev/mem and sysfs resource2[_wc] cannot map it with
+	 * another cache mode.
+	 */
 	flags = pci_resource_flags(pdev, BARMAP_MEM_BAR);
 	if (!(flags & IORESOURCE_MEM) ||
 	    pci_resource_len(pdev, BARMAP_MEM_BAR) < BARMAP_MEM_SIZE_MIN ||
@@ -816,11 +1138,14 @@ static int barmap_setup_pci(struct pci_dev *pdev)
 	    !PAGE_ALIGNED(pci_resource_len(pdev, BARMAP_MEM_BAR)))
 		return dev_err_probe(dev, -ENODEV, "BAR%d unusable\n",
 				     BARMAP_MEM_BAR);
-	/* managed: pcim_enable_device() makes the region a devres */
-	ret = pci_request_region(pdev, BARMAP_MEM_BAR, DRV_NAME);
-	if (ret)
-		return dev_err_probe(dev, ret, "cannot claim BAR%d\n",
+	if (!request_mem_region_exclusive(pci_resource_start(pdev, BARMAP_MEM_BAR),
+					  pci_resource_len(pdev, BARMAP_MEM_BAR),
+					  DRV_NAME))
+		return dev_err_probe(dev, -EBUSY, "cannot claim BAR%d\n",
 				     BARMAP_MEM_BAR);
+	ret = devm_add_action_or_reset(dev, barmap_release_bar, pdev);
+	if (ret)
+		return ret;
 
 	ret = dma_set_mask_and_coherent(dev, DMA_BIT_MASK(64));
 	if (ret)
@@ -868,8 +1193,9 @@ static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	bdev->pdev = pci_dev_get(pdev);
 	bdev->regs = regs;
 	bdev->minor = minor;
-	bdev->bar_phys = pci_resource_start(pdev, BARMAP_MEM_BAR);
-	bdev->bar_size = pci_resource_len(pdev, BARMAP_MEM_BAR);
+	bdev->bar.phys = pci_resource_start(pdev, BARMAP_MEM_BAR);
+	bdev->bar.size = pci_resource_len(pdev, BARMAP_MEM_BAR);
+	mutex_init(&bdev->bar.lock);
 	bdev->version = ioread32(regs + BARMAP_REG_VERSION);
 	bdev->msi = pdev->msi_enabled;
 	bdev->irq = pci_irq_vector(pdev, 0);
@@ -889,12 +1215,18 @@ static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = dev_set_name(&bdev->dev, DRV_NAME "%d", minor);
 	if (ret)
 		goto err_put;
+	bdev->inode = alloc_anon_inode(barmap_mnt->mnt_sb);
+	if (IS_ERR(bdev->inode)) {
+		ret = PTR_ERR(bdev->inode);
+		bdev->inode = NULL;
+		goto err_put;
+	}
 
 	mem_size = ioread32(regs + BARMAP_REG_MEM_SIZE_LO) |
 		   (u64)ioread32(regs + BARMAP_REG_MEM_SIZE_HI) << 32;
-	if (mem_size != bdev->bar_size)
+	if (mem_size != bdev->bar.size)
 		dev_warn(dev, "MEM_SIZE %#llx but BAR%d is %pa bytes\n",
-			 mem_size, BARMAP_MEM_BAR, &bdev->bar_size);
+			 mem_size, BARMAP_MEM_BAR, &bdev->bar.size);
 
 	iowrite32(0, regs + BARMAP_REG_IRQ_MASK);
 	iowrite32(BARMAP_IRQ_ALL, regs + BARMAP_REG_IRQ_ACK);
@@ -912,8 +1244,8 @@ static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 
 	pci_set_drvdata(pdev, bdev);
 	dev_info(dev, "%s: BAR%d %pa+%pa, %s irq %d, version %#x\n",
-		 dev_name(&bdev->dev), BARMAP_MEM_BAR, &bdev->bar_phys,
-		 &bdev->bar_size, bdev->msi ? "MSI" : "INTx", bdev->irq,
+		 dev_name(&bdev->dev), BARMAP_MEM_BAR, &bdev->bar.phys,
+		 &bdev->bar.size, bdev->msi ? "MSI" : "INTx", bdev->irq,
 		 bdev->version);
 	return 0;
 
@@ -932,24 +1264,29 @@ static void barmap_remove(struct pci_dev *pdev)
 
 	cdev_device_del(&bdev->cdev, &bdev->dev);
 
-	/* waits for every ioctl and mmap in flight, including a DMA */
+	/* waits for every ioctl, mmap and fault in flight, including a DMA */
 	down_write(&bdev->state_rw);
 	bdev->dead = true;
 	up_write(&bdev->state_rw);
 
+	/*
+	 * Revoke every user mapping of every open file: no fault maps a page
+	 * once "dead" is set, so after this zap nothing reaches the BAR (the
+	 * next access raises SIGBUS), and nothing will reach whatever gets
+	 * its address next.  The region's memory type goes with it.
+	 */
+	unmap_mapping_range(bdev->inode->i_mapping, 0, 0, 1);
+	mutex_lock(&bdev->bar.lock);
+	barmap_region_unpin(&bdev->bar);
+	mutex_unlock(&bdev->bar.lock);
+
 	iowrite32(0, bdev->regs + BARMAP_REG_IRQ_MASK);
 	free_irq(bdev->irq, bdev);
 
-	/*
-	 * Zap every user mapping: the next access raises SIGBUS instead of
-	 * reaching a BAR that is going away.  Buffers lose their file slot;
-	 * the mapped ones stay allocated until their last VMA is unmapped.
-	 */
+	/* the mapped buffers stay allocated until their last VMA goes */
 	mutex_lock(&bdev->files_lock);
-	list_for_each_entry(bf, &bdev->files, node) {
-		unmap_mapping_range(bf->filp->f_mapping, 0, 0, 1);
+	list_for_each_entry(bf, &bdev->files, node)
 		barmap_file_drop_bufs(bf);
-	}
 	mutex_unlock(&bdev->files_lock);
 
 	pci_clear_master(pdev);
@@ -992,20 +1329,52 @@ static void __init barmap_check_reserved(void)
 			      IORES_DESC_NONE) == REGION_DISJOINT)
 		pr_warn(DRV_NAME ": nothing claims %#lx+%#lx in /proc/iomem: is there memory at all?\n",
 			reserved_base, reserved_size);
+	/* exclusive: /dev/mem cannot map it with another cache mode */
+	if (!request_mem_region_exclusive(reserved_base, reserved_size,
+					  DRV_NAME)) {
+		pr_warn(DRV_NAME ": reserved region %#lx+%#lx is claimed by someone else, ignored\n",
+			reserved_base, reserved_size);
+		return;
+	}
+	barmap_reserved.phys = reserved_base;
+	barmap_reserved.size = reserved_size;
 	reserved_ok = true;
 	pr_info(DRV_NAME ": reserved region %#lx+%#lx\n", reserved_base,
 		reserved_size);
+}
+
+/* the filesystem of the devices' shared address_spaces (see barmap_open) */
+static int barmap_fs_init_fs_context(struct fs_context *fc)
+{
+	return init_pseudo(fc, BARMAP_FS_MAGIC) ? 0 : -ENOMEM;
+}
+
+static struct file_system_type barmap_fs_type = {
+	.name = DRV_NAME,
+	.init_fs_context = barmap_fs_init_fs_context,
+	.kill_sb = kill_anon_super,
+};
+
+static void barmap_release_reserved(void)
+{
+	if (reserved_ok)
+		release_mem_region(reserved_base, reserved_size);
+	reserved_ok = false;
 }
 
 static int __init barmap_init(void)
 {
 	int ret;
 
+	barmap_mnt = kern_mount(&barmap_fs_type);
+	if (IS_ERR(barmap_mnt))
+		return PTR_ERR(barmap_mnt);
+
 	barmap_check_reserved();
 
 	ret = alloc_chrdev_region(&barmap_devt, 0, BARMAP_MAX_DEVS, DRV_NAME);
 	if (ret)
-		return ret;
+		goto err_mnt;
 
 	barmap_class = barmap_class_create(DRV_NAME);
 	if (IS_ERR(barmap_class)) {
@@ -1022,6 +1391,9 @@ err_class:
 	class_destroy(barmap_class);
 err_chrdev:
 	unregister_chrdev_region(barmap_devt, BARMAP_MAX_DEVS);
+err_mnt:
+	barmap_release_reserved();
+	kern_unmount(barmap_mnt);
 	return ret;
 }
 module_init(barmap_init);
@@ -1032,6 +1404,8 @@ static void __exit barmap_exit(void)
 	class_destroy(barmap_class);
 	unregister_chrdev_region(barmap_devt, BARMAP_MAX_DEVS);
 	ida_destroy(&barmap_ida);
+	barmap_release_reserved();
+	kern_unmount(barmap_mnt);
 }
 module_exit(barmap_exit);
 

@@ -23,7 +23,7 @@ _SAFE_EXPR = re.compile(r"^[\sA-Za-z0-9_()<>|&+\-~*']+$")
 
 # struct sizes for the _IO* macros (x86_64, all fields naturally aligned)
 _STRUCT_SIZES = {
-    "struct barmap_info": 4 * 8 + 4 * 4,
+    "struct barmap_info": 4 * 8 + 6 * 4,
     "struct barmap_alloc": 2 * 8 + 2 * 4,
     "struct barmap_dma": 3 * 8 + 4 * 4,
     "__u32": 4,

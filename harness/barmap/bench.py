@@ -67,13 +67,29 @@ def machine_report(config: MachineConfig, repeat: int, log_dir: Path) -> dict[st
         output = vm.run("barmap-check bench --json", timeout=600, check=True).output
         bandwidth = json.loads(output)  # the tool's --json output is one array
         vm.check_crash()
+        ram = next((b for b in bandwidth if b.get("bench") == "malloc"), None)
         return {
             "accel": vm.accel,
             "boot_phases": phases,
             "snapshot_save_seconds": round(save, 3),
             "snapshot_restore_seconds": [round(r, 3) for r in restores],
             "bandwidth": bandwidth,
+            "bandwidth_vs_ram": _vs_ram(bandwidth, ram),
         }
+
+
+def _vs_ram(bandwidth: list[dict[str, Any]], ram: dict[str, Any] | None) -> dict[str, Any]:
+    """Each mapping's write/read MB/s as a ratio to plain memory's in the same run."""
+    if not ram or not ram["write_MBps"] or not ram["read_MBps"]:
+        return {}
+    return {
+        b["bench"]: {
+            "write": round(b["write_MBps"] / ram["write_MBps"], 3),
+            "read": round(b["read_MBps"] / ram["read_MBps"], 3),
+        }
+        for b in bandwidth
+        if "bench" in b
+    }
 
 
 def quiet_config(config: MachineConfig) -> MachineConfig:

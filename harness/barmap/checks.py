@@ -10,7 +10,7 @@ from barmap.pattern import DEFAULT_SEED, pattern
 
 MODULE_PATH = "/lib/modules/barmap.ko"
 TOOL = "barmap-check"
-STRATEGIES = ("bar", "dma")
+STRATEGIES = ("bar", "bar-remap", "dma")
 
 
 def parse_kv(line: str) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The offset-encoded pattern, for the device tests and the guest checks alike.
 
-It is what ``barmap-check`` writes (guest-driver/tools/barmap-check.c): each
+It is what ``barmap-check`` writes (guest-driver/tools/check/pattern.c): each
 32-bit little-endian word holds its own byte offset XOR a seed.  Neither
 all-0x00 nor all-0xff memory (what a wrong mapping reads) can match it, and a
 word moved to another offset does not match either.

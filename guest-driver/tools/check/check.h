@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * barmap-check: exercise /dev/barmapN from inside the guest.
+ *
+ * One file per concern: main.c (options, commands), out.c (key=value or
+ * JSON records), dev.c (the device, the strategy table, guarded access),
+ * pattern.c (offset-encoded patterns and access widths), check.c (the check,
+ * info and cross commands), matrix.c (the refusal/hostile matrices),
+ * random.c (seeded random operations against a model), bench.c (bandwidth),
+ * lifecycle.c (unplug, unplug races, hold).
+ */
+#ifndef BARMAP_CHECK_H
+#define BARMAP_CHECK_H
+
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "barmap_regs.h"
+#include "barmap_uapi.h"
+
+#define MAX_SHOWN 4
+
+/* main.c */
+struct options {
+	const char *dev;
+	const char *strategy;
+	uint64_t size;		/* 0: whole object */
+	const char *patterns;
+	const char *widths;
+	const char *sizes;
+	const char *cache;
+	uint64_t seed;
+	bool seed_given;
+	bool json;
+	long count;		/* --random-ops N, race --count N */
+	const char *remover;	/* race: "sysfs" (default) or "host" */
+};
+
+extern struct options opt;
+extern long page_size;
+bool list_has(const char *list, const char *word);
+
+/* out.c */
+void out_begin(void);
+void out_end(void);
+void rec_begin(void);
+void rec_s(const char *k, const char *v);
+void rec_u(const char *k, uint64_t v);
+void rec_x(const char *k, uint64_t v);
+void rec_f(const char *k, double v);
+void rec_notef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void rec_end(const char *word);
+const char *errname(int e);
+
+/* dev.c: the mmap strategies, one row each (the driver has the same table) */
+enum object { OBJ_BAR, OBJ_RESERVED, OBJ_BUF };
+
+struct strategy {
+	const char *name;
+	uint32_t id;		/* mmap id; for "dma" the first buffer id */
+	enum object obj;
+	bool eager;		/* page tables filled in mmap(), not at fault */
+};
+
+extern const struct strategy strategies[];
+extern const size_t n_strategies;
+const struct strategy *strategy_named(const char *name);
+const struct strategy *strategy_of_id(uint32_t id);
+uint64_t object_size(const struct barmap_info *info, enum object obj);
+
+int dev_open(int flags);
+int get_info(int fd, struct barmap_info *info);
+int buf_alloc(int fd, uint64_t size, uint32_t *id);
+int buf_free(int fd, uint32_t id);
+int do_dma(int fd, uint32_t id, uint64_t bar_off, uint64_t buf_off,
+	   uint64_t len, uint32_t dir, uint32_t *status);
+int set_cache(int fd, uint32_t mode);
+uint32_t cache_mode_opt(void);
+const char *cache_name(uint32_t mode);
+void *map_id(int fd, uint32_t id, size_t len, int prot, int flags);
+void guard_install(void);
+int guarded_rw32(volatile uint32_t *p, uint32_t *val, bool write);
+void guarded_read_outcome(volatile uint32_t *p, char *out, size_t n);
+
+/* pattern.c */
+extern uint64_t rng_state;
+extern const char *const all_patterns[4];
+extern const int all_widths[5];
+uint64_t rng(void);
+uint64_t rng_below(uint64_t n);
+void fill_pattern(uint8_t *p, size_t n, const char *pat, uint64_t seed);
+void write_width(volatile void *dst, const uint8_t *src, size_t n, int width);
+void read_width(uint8_t *dst, const volatile void *src, size_t n, int width);
+uint64_t compare(const char *what, const uint8_t *exp, const uint8_t *got,
+		 size_t n);
+
+/* the commands: exit status 0 iff everything they checked passed */
+int cmd_check(void);		/* check.c */
+int cmd_info(void);
+int cmd_cross(void);
+int cmd_matrix(bool refusals_only);	/* matrix.c */
+int cmd_random(void);		/* random.c */
+double now(void);		/* bench.c */
+int cmd_bench(void);
+int cmd_unplug(void);		/* lifecycle.c */
+int cmd_race(void);
+int cmd_hold(long secs);
+
+#endif

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#include "check.h"
+
+static uint64_t parse_size(const char *s)
+{
+	char *end;
+	uint64_t v = strtoull(s, &end, 0);
+
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	}
+	if (*end) {
+		fprintf(stderr, "bad size '%s'\n", s);
+		exit(2);
+	}
+	return v;
+}
+
+bool list_has(const char *list, const char *word)
+{
+	size_t n = strlen(word);
+	const char *p = list;
+
+	if (!strcmp(list, "all"))
+		return true;
+	while ((p = strstr(p, word))) {
+		if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* ---- main ---- */
+
+struct options opt = {
+	.dev = "/dev/barmap0",
+	.strategy = "all",
+	.patterns = "offset",
+	.widths = "32",
+	.cache = "uc",
+};
+long page_size;
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: barmap-check [check|info|probe-refusals|hostile|cross|bench|unplug|race|hold]\n"
+		"  [--dev /dev/barmap0] [--strategy NAME,...|all] [--size N]\n"
+		"  [--pattern offset,walk,55aa,random|all] [--width 8,16,32,64,memcpy|all]\n"
+		"  [--sizes 1,1024,1025,page,whole|all] [--cache uc|wc] [--seed S]\n"
+		"  [--random-ops N] [--count N] [--remover sysfs|host] [--json]\n"
+		"strategies:");
+	for (size_t i = 0; i < n_strategies; i++)
+		fprintf(stderr, " %s", strategies[i].name);
+	fprintf(stderr, "\n");
+	exit(2);
+}
+
+/* every name in a --strategy list must be a strategy: no silent skip */
+static void check_strategy_list(const char *list)
+{
+	char buf[256], *save = NULL, *name;
+
+	if (!strcmp(list, "all"))
+		return;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (name = strtok_r(buf, ",", &save); name;
+	     name = strtok_r(NULL, ",", &save)) {
+		if (!strategy_named(name)) {
+			fprintf(stderr, "barmap-check: unknown strategy '%s'\n",
+				name);
+			usage();
+		}
+	}
+}
+
+static long parse_count(const char *v)
+{
+	char *end;
+	long n = strtol(v, &end, 0);
+
+	if (*end || n < 0) {
+		fprintf(stderr, "bad count '%s'\n", v);
+		exit(2);
+	}
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = "check";
+	int i, ret;
+
+	page_size = sysconf(_SC_PAGESIZE);
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+
+#define ARG(name) (!strcmp(a, name) && v && (i++, 1))
+		if (ARG("--dev")) {
+			opt.dev = v;
+		} else if (ARG("--strategy")) {
+			opt.strategy = v;
+		} else if (ARG("--size")) {
+			opt.size = parse_size(v);
+		} else if (ARG("--pattern") || ARG("--patterns")) {
+			opt.patterns = v;
+		} else if (ARG("--width") || ARG("--widths")) {
+			opt.widths = v;
+		} else if (ARG("--sizes")) {
+			opt.sizes = v;
+		} else if (ARG("--cache")) {
+			if (strcmp(v, "uc") && strcmp(v, "wc"))
+				usage();
+			opt.cache = v;
+		} else if (ARG("--seed")) {
+			opt.seed = strtoull(v, NULL, 0);
+			opt.seed_given = true;
+		} else if (ARG("--random-ops")) {
+			opt.count = parse_count(v);
+			cmd = "random-ops";
+		} else if (ARG("--remover")) {
+			if (strcmp(v, "sysfs") && strcmp(v, "host"))
+				usage();
+			opt.remover = v;
+		} else if (ARG("--count")) {
+			opt.count = parse_count(v);
+		} else if (!strcmp(a, "--json")) {
+			opt.json = true;
+		} else if (a[0] != '-') {
+			cmd = a;
+		} else {
+			usage();
+		}
+#undef ARG
+	}
+	check_strategy_list(opt.strategy);
+	if (!opt.seed_given)
+		opt.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
+
+	out_begin();
+	if (!strcmp(cmd, "check"))
+		ret = cmd_check();
+	else if (!strcmp(cmd, "info"))
+		ret = cmd_info();
+	else if (!strcmp(cmd, "probe-refusals"))
+		ret = cmd_matrix(true);
+	else if (!strcmp(cmd, "hostile"))
+		ret = cmd_matrix(false);
+	else if (!strcmp(cmd, "cross"))
+		ret = cmd_cross();
+	else if (!strcmp(cmd, "bench"))
+		ret = cmd_bench();
+	else if (!strcmp(cmd, "random-ops"))
+		ret = cmd_random();
+	else if (!strcmp(cmd, "unplug"))
+		ret = cmd_unplug();
+	else if (!strcmp(cmd, "race"))
+		ret = cmd_race();
+	else if (!strcmp(cmd, "hold"))
+		ret = cmd_hold(opt.size ? (long)opt.size : 5);
+	else
+		usage();
+	out_end();
+	return ret;
+}

@@ -1,0 +1,145 @@
+"""Mappings that cannot outlive their device, and cache modes that tell the truth.
+
+The fault-time strategy (mmap id 0, ``bar``) must never leave a page-table
+entry behind when the device goes away, however an ``mmap()`` races the
+removal: after the device comes back (often at the same address) the old
+mapping must fault, never read or write the new device.  The eager strategy
+(``bar-remap``, ``io_remap_pfn_range()`` in ``mmap()``) keeps the window open
+on purpose; ``barmap-check race --strategy bar-remap`` shows it.
+
+Cycles: ``BARMAP_RACE_CYCLES`` (default 200 per removal path).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import time
+
+import pytest
+
+from barmap.checks import parse_kv
+from barmap.machine import Machine
+
+pytestmark = pytest.mark.guest
+
+CYCLES = int(os.environ.get("BARMAP_RACE_CYCLES", "200"))
+PAT = "/sys/kernel/debug/x86/pat_memtype_list"
+PAT_RECORD = re.compile(r"\[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] (\S+)")
+
+
+def _race_result(output: str) -> dict[str, str]:
+    lines = [parse_kv(ln) for ln in output.splitlines() if ln.startswith("race=")]
+    assert len(lines) == 1, output[-2000:]
+    return lines[0]
+
+
+def _pat_records(vm: Machine, start: int, size: int) -> list[str]:
+    """PAT memtype records that overlap [start, start + size)."""
+    out = []
+    for line in vm.run(f"cat {PAT}", check=True).output.splitlines():
+        m = PAT_RECORD.search(line)
+        if m and int(m.group(1), 16) < start + size and int(m.group(2), 16) > start:
+            out.append(line.strip())
+    return out
+
+
+def _bar(vm: Machine) -> tuple[int, int]:
+    info = parse_kv(vm.run("barmap-check info", check=True).output.strip())
+    return int(info["bar_phys"], 16), int(info["bar_size"])
+
+
+def _assert_no_memtype_left(vm: Machine) -> None:
+    """Nothing mapped any more: no PAT record on BAR2, no bookkeeping complaint."""
+    start, size = _bar(vm)
+    assert _pat_records(vm, start, size) == []
+    assert "invalid memtype" not in vm.run("dmesg", check=True).output
+
+
+def test_mmap_racing_sysfs_remove_never_reaches_the_next_device(barmap_vm: Machine) -> None:
+    vm = barmap_vm
+    status, output = vm.run(
+        f"barmap-check race --strategy bar --count {CYCLES} --seed 0x9ace", timeout=60 + CYCLES * 3
+    )
+    r = _race_result(output)
+    assert int(r["cycles"]) == CYCLES
+    # the race is real: the device came back at the same address, the child had a mapping
+    assert int(r["same_address"]) > CYCLES // 2, r
+    assert int(r["mapped"]) == CYCLES, r
+    assert r["stale"] == "0", output[-3000:]
+    assert status == 0 and r["verdict"] == "PASS"
+    _assert_no_memtype_left(vm)
+
+
+def test_mmap_racing_qmp_device_del_never_reaches_the_next_device(barmap_vm: Machine) -> None:
+    vm = barmap_vm
+    dev = next(d for d in vm.qmp.pci_devices() if d.get("qdev_id") == "barmap0")
+    _, size = vm.qmp.barmap_bar("barmap0")
+    addr = f"{dev['slot']:02x}.{dev['function']:x}"
+    vm.run(
+        f"barmap-check race --remover host --strategy bar --count {CYCLES} --seed 0x9acf"
+        " > /tmp/race.out 2> /tmp/race.err & RACE=$!"
+    )
+    rng = random.Random(0x9ACF)
+    for cycle in range(CYCLES):
+        deadline = time.monotonic() + 60
+        while f"cycle {cycle} mapping" not in vm.run("tail -n 1 /tmp/race.err").output:
+            assert time.monotonic() < deadline, vm.run("cat /tmp/race.err").output[-2000:]
+            time.sleep(0.01)
+        time.sleep(rng.random() * 0.003)  # somewhere inside the child's mmap loop
+        vm.qmp.device_del("barmap0")
+        vm.qmp.event_wait("DEVICE_DELETED", {"device": "barmap0"}, timeout=60)
+        vm.qmp.device_add("barmap", "barmap0", size=size, addr=addr)
+    assert vm.run("wait $RACE", timeout=120).status == 0, vm.run("cat /tmp/race.out").output
+    r = _race_result(vm.run("cat /tmp/race.out", check=True).output)
+    assert int(r["cycles"]) == CYCLES and int(r["mapped"]) == CYCLES, r
+    assert r["stale"] == "0" and r["verdict"] == "PASS", r
+    _assert_no_memtype_left(vm)
+
+
+def test_uc_mapping_is_refused_while_wc_is_in_force(barmap_vm: Machine) -> None:
+    """Issue 9 case 3: a UC request never silently gets another holder's WC."""
+    vm = barmap_vm
+    start, size = _bar(vm)
+    vm.run("barmap-check hold --cache wc --size 30 > /tmp/hold.log 2>&1 & HOLD=$!")
+    deadline = time.monotonic() + 20
+    while parse_kv(vm.run("barmap-check info").output.strip()).get("bar_mode") != "wc":
+        assert time.monotonic() < deadline, "the holder never mapped the BAR"
+        time.sleep(0.1)
+    records = _pat_records(vm, start, size)
+    assert records and all(r.endswith("write-combining") for r in records), records
+    for strategy in ("bar", "bar-remap"):
+        status, out = vm.run(f"barmap-check check --strategy {strategy} --cache uc --sizes page")
+        rec = parse_kv(next(ln for ln in out.splitlines() if ln.startswith("strategy=")))
+        assert rec.get("error") == "EBUSY" and status != 0, out
+    assert _pat_records(vm, start, size) == records  # nothing downgraded, nothing added
+    vm.run("kill $HOLD; wait $HOLD")
+    _assert_no_memtype_left(vm)
+    # and with the holder gone, UC is free again
+    status, out = vm.run("barmap-check check --strategy bar,bar-remap --cache uc --sizes page")
+    assert status == 0, out
+
+
+def test_partial_munmap_leaves_no_memtype_behind(barmap_vm: Machine) -> None:
+    """Issue 9 case 4: partial munmap / mremap shrink, then WC still gets WC."""
+    vm = barmap_vm
+    status, out = vm.run("barmap-check hostile")
+    cases = {kv["case"]: kv for kv in map(parse_kv, out.splitlines()) if "case" in kv}
+    assert cases["munmap-part-bar"]["outcome"] == "ok"
+    assert cases["mremap-shrink-bar"]["outcome"] == "ok"
+    assert cases["munmap-part-bar-remap"]["errno"] == "EINVAL"
+    assert cases["mremap-shrink-bar-remap"]["errno"] == "EINVAL"
+    assert status == 0, out
+    _assert_no_memtype_left(vm)
+    start, size = _bar(vm)
+    vm.run(
+        "barmap-check hold --strategy bar-remap --cache wc --size 30 > /tmp/hold.log 2>&1 & HOLD=$!"
+    )
+    deadline = time.monotonic() + 20
+    while not (records := _pat_records(vm, start, size)):
+        assert time.monotonic() < deadline, "the holder never mapped the BAR"
+        time.sleep(0.1)
+    assert all(r.endswith("write-combining") for r in records), records
+    vm.run("kill $HOLD; wait $HOLD")
+    _assert_no_memtype_left(vm)
