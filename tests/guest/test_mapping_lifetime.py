@@ -143,3 +143,22 @@ def test_partial_munmap_leaves_no_memtype_behind(barmap_vm: Machine) -> None:
     assert all(r.endswith("write-combining") for r in records), records
     vm.run("kill $HOLD; wait $HOLD")
     _assert_no_memtype_left(vm)
+
+
+def test_fault_time_bar_maps_2mib_at_a_time_where_the_kernel_can(barmap_vm: Machine) -> None:
+    """``.huge_fault``: a PMD per 2 MiB on 6.12..6.16, a PTE per page on 6.1; eager: no faults."""
+    vm = barmap_vm
+    release = vm.run("uname -r", check=True).output.strip()
+    m = re.match(r"(\d+)\.(\d+)", release)
+    assert m, release
+    huge = (6, 12) <= (int(m.group(1)), int(m.group(2))) < (6, 17)
+    r = parse_kv(vm.run("barmap-check faults --strategy bar", check=True).output.strip())
+    pages, count = int(r["pages"]), int(r["count"])
+    assert pages * 4096 == _bar(vm)[1]
+    if huge:
+        assert int(r["address"], 16) % (2 << 20) == 0, r  # placed for PMDs
+        assert count <= pages // 512 + 4, r
+    else:
+        assert count >= pages, r
+    eager = parse_kv(vm.run("barmap-check faults --strategy bar-remap", check=True).output.strip())
+    assert int(eager["count"]) < 4, eager  # io_remap_pfn_range filled every PTE in mmap()

@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -124,5 +125,6 @@ int cmd_bench(void);
 int cmd_unplug(void);		/* lifecycle.c */
 int cmd_race(void);
 int cmd_hold(long secs);
+int cmd_faults(void);
 
 #endif

@@ -353,3 +353,52 @@ int cmd_race(void)
 	rec_end(NULL);
 	return stale ? 1 : 0;
 }
+
+/* ---- how many faults a whole-object mapping takes (PMD or PTE) ---- */
+
+
+static long minor_faults(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
+int cmd_faults(void)
+{
+	const struct strategy *st = io_strategy();
+	int fd = dev_open(O_RDWR);
+	struct barmap_info info;
+	volatile uint8_t *p;
+	uint64_t size, off;
+	uint32_t sum = 0;
+	long before, faults;
+
+	if (get_info(fd, &info))
+		return 2;
+	size = object_size(&info, st->obj);
+	if (opt.size && opt.size < size)
+		size = opt.size;
+	p = map_id(fd, st->id, size, PROT_READ | PROT_WRITE, MAP_SHARED);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "barmap-check faults: mmap %s: %s\n", st->name,
+			strerror(errno));
+		return 2;
+	}
+	before = minor_faults();
+	for (off = 0; off < size; off += page_size)
+		sum += p[off];
+	faults = minor_faults() - before;
+	munmap((void *)p, size);
+	close(fd);
+	rec_begin();
+	rec_s("faults", st->name);
+	rec_x("address", (uintptr_t)p);
+	rec_u("bytes", size);
+	rec_u("pages", size / page_size);
+	rec_u("count", faults);
+	rec_x("sum", sum);
+	rec_end(NULL);
+	return 0;
+}

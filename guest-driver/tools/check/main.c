@@ -47,7 +47,7 @@ long page_size;
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: barmap-check [check|info|probe-refusals|hostile|cross|bench|unplug|race|hold]\n"
+		"usage: barmap-check [check|info|probe-refusals|hostile|cross|bench|unplug|race|faults|hold]\n"
 		"  [--dev /dev/barmap0] [--strategy NAME,...|all] [--size N]\n"
 		"  [--pattern offset,walk,55aa,random|all] [--width 8,16,32,64,memcpy|all]\n"
 		"  [--sizes 1,1024,1025,page,whole|all] [--cache uc|wc] [--seed S]\n"
@@ -160,6 +160,8 @@ int main(int argc, char **argv)
 		ret = cmd_unplug();
 	else if (!strcmp(cmd, "race"))
 		ret = cmd_race();
+	else if (!strcmp(cmd, "faults"))
+		ret = cmd_faults();
 	else if (!strcmp(cmd, "hold"))
 		ret = cmd_hold(opt.size ? (long)opt.size : 5);
 	else
