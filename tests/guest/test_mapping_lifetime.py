@@ -126,10 +126,17 @@ def test_partial_munmap_leaves_no_memtype_behind(barmap_vm: Machine) -> None:
     vm = barmap_vm
     status, out = vm.run("barmap-check hostile")
     cases = {kv["case"]: kv for kv in map(parse_kv, out.splitlines()) if "case" in kv}
-    assert cases["munmap-part-bar"]["outcome"] == "ok"
-    assert cases["mremap-shrink-bar"]["outcome"] == "ok"
-    assert cases["munmap-part-bar-remap"]["errno"] == "EINVAL"
-    assert cases["mremap-shrink-bar-remap"]["errno"] == "EINVAL"
+    got = {
+        name: cases[name].get("errno", cases[name].get("outcome"))
+        for name in ("munmap-part-bar", "mremap-shrink-bar", "munmap-part-bar-remap",
+                     "mremap-shrink-bar-remap")
+    }  # fmt: skip
+    assert got == {
+        "munmap-part-bar": "ok",  # fault-time: no PAT record per VMA, splits fine
+        "mremap-shrink-bar": "ok",
+        "munmap-part-bar-remap": "EINVAL",  # eager: .may_split refuses
+        "mremap-shrink-bar-remap": "EINVAL",
+    }
     assert status == 0, out
     _assert_no_memtype_left(vm)
     start, size = _bar(vm)
