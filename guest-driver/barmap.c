@@ -358,12 +358,26 @@ static u32 barmap_region_mode(struct barmap_region *r)
 
 /* BAR and reserved mappings: each VMA (also after split or fork) holds its region */
 
+static struct barmap_dev *barmap_vma_dev(struct vm_area_struct *vma)
+{
+	struct barmap_file *bf = vma->vm_file->private_data;
+
+	return bf->bdev;
+}
+
 static struct barmap_region *barmap_vma_region(struct vm_area_struct *vma)
 {
 	const struct barmap_strategy *st = vma->vm_private_data;
-	struct barmap_file *bf = vma->vm_file->private_data;
 
-	return barmap_region_of(bf->bdev, st->obj);
+	return barmap_region_of(barmap_vma_dev(vma), st->obj);
+}
+
+/* the page of its object where the VMA starts (vm_pgoff carries the id) */
+static unsigned long barmap_vma_first_page(struct vm_area_struct *vma)
+{
+	const struct barmap_strategy *st = vma->vm_private_data;
+
+	return vma->vm_pgoff - st->id;
 }
 
 static void barmap_io_vm_open(struct vm_area_struct *vma)
@@ -388,12 +402,10 @@ static void barmap_io_vm_close(struct vm_area_struct *vma)
 static vm_fault_t barmap_io_insert(struct vm_fault *vmf, unsigned int order)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	const struct barmap_strategy *st = vma->vm_private_data;
-	struct barmap_file *bf = vma->vm_file->private_data;
-	struct barmap_dev *bdev = bf->bdev;
-	struct barmap_region *r = barmap_region_of(bdev, st->obj);
+	struct barmap_dev *bdev = barmap_vma_dev(vma);
+	struct barmap_region *r = barmap_vma_region(vma);
 	unsigned long addr = vmf->address & ~((PAGE_SIZE << order) - 1);
-	unsigned long pgoff = vma->vm_pgoff - st->id +
+	unsigned long pgoff = barmap_vma_first_page(vma) +
 			      ((addr - vma->vm_start) >> PAGE_SHIFT);
 	unsigned long pfn = PHYS_PFN(r->phys) + pgoff;
 	vm_fault_t ret = VM_FAULT_SIGBUS;
@@ -439,11 +451,9 @@ static vm_fault_t barmap_io_fault(struct vm_fault *vmf)
 static int barmap_io_access(struct vm_area_struct *vma, unsigned long addr,
 			    void *data, int len, int write)
 {
-	const struct barmap_strategy *st = vma->vm_private_data;
-	struct barmap_file *bf = vma->vm_file->private_data;
-	struct barmap_dev *bdev = bf->bdev;
-	struct barmap_region *r = barmap_region_of(bdev, st->obj);
-	unsigned long off = ((vma->vm_pgoff - st->id) << PAGE_SHIFT) +
+	struct barmap_dev *bdev = barmap_vma_dev(vma);
+	struct barmap_region *r = barmap_vma_region(vma);
+	unsigned long off = (barmap_vma_first_page(vma) << PAGE_SHIFT) +
 			    (addr - vma->vm_start);
 	int ret = -EIO;
 

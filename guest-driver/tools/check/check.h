@@ -7,7 +7,7 @@
  * pattern.c (offset-encoded patterns and access widths), check.c (the check,
  * info and cross commands), matrix.c (the refusal/hostile matrices),
  * random.c (seeded random operations against a model), bench.c (bandwidth),
- * lifecycle.c (unplug, unplug races, hold).
+ * lifecycle.c (unplug, unplug races, fault counts, hold).
  */
 #ifndef BARMAP_CHECK_H
 #define BARMAP_CHECK_H

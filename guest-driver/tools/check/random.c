@@ -328,7 +328,6 @@ int cmd_random(void)
 	rng_state = opt.seed | 1;
 	for (i = 0; i < opt.count; i++) {
 		int op = rng_below(100);
-		uint64_t save = rng_state;
 
 		if (op < 5) {
 			rop_result(i, 0, get_info(fd, &R.info), 0, 0, "");
@@ -359,7 +358,6 @@ int cmd_random(void)
 		} else {
 			rop_null(fd, i);
 		}
-		(void)save;
 	}
 	for (k = 0; k < R.nm; k++)
 		munmap(R.m[k].p, R.m[k].len);
