@@ -72,6 +72,12 @@ struct BarmapState {
     uint32_t cur_len;
     uint32_t cur_cmd;
 
+    /*
+     * Bumped by reset and unrealize: a transfer that sees it change across
+     * a pci_dma_* call knows the device was reset or removed under it.
+     */
+    uint32_t generation;
+
     bool irq_pending;           /* (irq_status & irq_mask) != 0, last seen */
 };
 
@@ -203,24 +209,59 @@ static void barmap_dma_start(BarmapState *s, uint32_t cmd)
 }
 
 /*
+ * The copy, through a bounce buffer.  pci_dma_read/pci_dma_write can reach
+ * any device on the bus, including one that resets or unplugs this one (a
+ * root port's Slot Control or Bridge Control in the MMCONFIG window), so
+ * nothing of the device is used after them unless its generation is the one
+ * the transfer started in.  Returns false when it was not: the transfer is
+ * gone with the device state it belonged to.
+ */
+static bool barmap_dma_copy(BarmapState *s, uint64_t bus, uint64_t off,
+                            uint32_t len, bool from_dev, uint32_t *err)
+{
+    PCIDevice *pdev = PCI_DEVICE(s);
+    uint32_t generation = s->generation;
+    g_autofree uint8_t *buf = g_malloc(len);
+    MemTxResult res;
+
+    if (from_dev) {
+        memcpy(buf, (uint8_t *)memory_region_get_ram_ptr(s->mem) + off, len);
+        res = pci_dma_write(pdev, bus, buf, len);
+    } else {
+        res = pci_dma_read(pdev, bus, buf, len);
+    }
+    if (s->generation != generation) {
+        trace_barmap_dma_abandoned(bus, off, len);
+        return false;
+    }
+    if (res != MEMTX_OK) {
+        *err = BARMAP_DMA_ERR_BUS;
+    } else if (!from_dev) {
+        memcpy((uint8_t *)memory_region_get_ram_ptr(s->mem) + off, buf, len);
+        memory_region_set_dirty(s->mem, off, len);
+    }
+    return true;
+}
+
+/*
  * The transfer itself, from the timer.  Everything is checked again (the
  * guest may have dropped bus mastering or the host injected a fault in
  * between) and the whole bus range is checked with dma_memory_valid() before
- * a byte moves, so a refused transfer copies nothing.  The copy goes
- * through a bounce buffer; BAR2 is only touched inside [off, off + len).
+ * a byte moves, so a refused transfer copies nothing.  BAR2 is only touched
+ * inside [off, off + len).  A reference on the device is held across the
+ * copy: a transfer that unplugs its own device ends with the object still
+ * allocated, and is then dropped (barmap_dma_copy).
  */
 static void barmap_dma_run(void *opaque)
 {
     BarmapState *s = opaque;
-    PCIDevice *pdev = PCI_DEVICE(s);
-    AddressSpace *as = pci_get_address_space(pdev);
+    AddressSpace *as = pci_get_address_space(PCI_DEVICE(s));
     uint64_t bus = s->cur_bus, off = s->cur_off;
     uint32_t len = s->cur_len, cmd = s->cur_cmd;
     bool from_dev = cmd & BARMAP_DMA_CMD_FROM_DEV;
     DMADirection dir = from_dev ? DMA_DIRECTION_FROM_DEVICE
                                 : DMA_DIRECTION_TO_DEVICE;
     uint32_t err;
-    uint8_t *ram, *buf;
 
     if (!(s->dma_status & BARMAP_DMA_STATUS_BUSY)) {
         return;
@@ -230,20 +271,15 @@ static void barmap_dma_run(void *opaque)
         err = BARMAP_DMA_ERR_BUS;
     }
     if (!err) {
-        ram = memory_region_get_ram_ptr(s->mem);
-        buf = g_malloc(len);
-        if (from_dev) {
-            memcpy(buf, ram + off, len);
-            if (pci_dma_write(pdev, bus, buf, len) != MEMTX_OK) {
-                err = BARMAP_DMA_ERR_BUS;
-            }
-        } else if (pci_dma_read(pdev, bus, buf, len) != MEMTX_OK) {
-            err = BARMAP_DMA_ERR_BUS;
-        } else {
-            memcpy(ram + off, buf, len);
-            memory_region_set_dirty(s->mem, off, len);
+        bool current;
+
+        object_ref(OBJECT(s));
+        current = barmap_dma_copy(s, bus, off, len, from_dev, &err);
+        /* when current, the device is still realized: not the last ref */
+        object_unref(OBJECT(s));
+        if (!current) {
+            return;
         }
-        g_free(buf);
     }
     if (err) {
         trace_barmap_dma_error(bus, off, len, cmd, err);
@@ -460,7 +496,13 @@ static const MemoryRegionOps barmap_mmio_ops = {
     },
 };
 
-/* FAULT_ALL_ONES: the BAR2 overlay of a dead link. */
+/*
+ * FAULT_ALL_ONES: the BAR2 overlay of a dead link.  It takes any alignment
+ * (valid.unaligned: RAM does), but implements only aligned accesses: the
+ * memory core then cuts an access by its address's alignment, and an access
+ * that starts in BAR2's last bytes and runs past its end reaches the overlay
+ * only for the bytes inside BAR2; the rest goes to whatever decodes there.
+ */
 
 static uint64_t barmap_ones_read(void *opaque, hwaddr addr, unsigned size)
 {
@@ -484,7 +526,7 @@ static const MemoryRegionOps barmap_ones_ops = {
     .impl = {
         .min_access_size = 1,
         .max_access_size = 8,
-        .unaligned = true,
+        .unaligned = false,
     },
 };
 
@@ -593,6 +635,7 @@ static void barmap_exit(PCIDevice *pdev)
 {
     BarmapState *s = BARMAP(pdev);
 
+    s->generation++;
     timer_del(&s->dma_timer);
     pci_set_irq(pdev, 0);
     if (s->has_msi) {
@@ -623,6 +666,7 @@ static void barmap_reset(DeviceState *dev)
     BarmapState *s = BARMAP(dev);
 
     trace_barmap_reset();
+    s->generation++;
     timer_del(&s->dma_timer);
     s->scratch = 0;
     s->dma_bus = 0;

@@ -7,6 +7,7 @@
 #   QEMU_DIR/apt     private apt state (scripts/apt-private.py)
 #   QEMU_DIR/src     `apt-get source qemu`, Debian's patches applied
 #   QEMU_DIR/build   the build; the binary is QEMU_BIN
+# qemu-device/patches/SUITE/*.patch are applied to src (patch_qemu).
 # The device is copied into src/hw/misc (only files whose content changed, so
 # ninja rebuilds just barmap.o) and hooked into hw/misc/{Kconfig,meson.build,trace-events}.
 set -euo pipefail
@@ -37,6 +38,29 @@ fetch() {
 	mv "$dir" "$src"
 	rm -rf "$base/dl"
 	touch "$src/.barmap-fetched"
+}
+
+# barmap's own fixes to QEMU's core: qemu-device/patches/SUITE/*.patch, each a
+# fix that suite's QEMU lacks.  What was applied is kept in src/.barmap-patches,
+# so a patch that changed or went away is reverted first; ninja then rebuilds
+# only the files a patch touches.
+patch_qemu() {
+	local want=$top/qemu-device/patches/$suite have=$src/.barmap-patches p name
+	mkdir -p "$have"
+	for p in $(find "$have" -name '*.patch' | sort -r); do
+		name=$(basename "$p")
+		cmp -s "$p" "$want/$name" && continue
+		say "reverting $name"
+		patch -d "$src" -p1 -R -s <"$p" || { say "cannot revert $name"; exit 1; }
+		rm -f "$p"
+	done
+	for p in $(find "$want" -name '*.patch' 2>/dev/null | sort); do
+		name=$(basename "$p")
+		[ -e "$have/$name" ] && continue
+		say "applying $name"
+		patch -d "$src" -p1 -N -s <"$p" || { say "$name does not apply to $src"; exit 1; }
+		cp "$p" "$have/$name"
+	done
 }
 
 # Replace the text between "# barmap begin" and "# barmap end" in FILE with STDIN.
@@ -100,6 +124,7 @@ configure() {
 }
 
 fetch
+patch_qemu
 integrate
 configure
 say "building (ninja qemu-system-x86_64)"

@@ -283,13 +283,13 @@ class QTest(QEMUProcess):
     def _cfg_addr(devfn: int, off: int, bus: int = 0) -> int:
         return 0x80000000 | (bus << 16) | (devfn << 8) | (off & 0xFC)
 
-    def cfg_read(self, devfn: int, off: int, size: int = 4) -> int:
-        self.outl(PCI_CONFIG_ADDRESS, self._cfg_addr(devfn, off))
+    def cfg_read(self, devfn: int, off: int, size: int = 4, *, bus: int = 0) -> int:
+        self.outl(PCI_CONFIG_ADDRESS, self._cfg_addr(devfn, off, bus))
         port = PCI_CONFIG_DATA + (off & 3)
         return {1: self.inb, 2: self.inw, 4: self.inl}[size](port)
 
-    def cfg_write(self, devfn: int, off: int, val: int, size: int = 4) -> None:
-        self.outl(PCI_CONFIG_ADDRESS, self._cfg_addr(devfn, off))
+    def cfg_write(self, devfn: int, off: int, val: int, size: int = 4, *, bus: int = 0) -> None:
+        self.outl(PCI_CONFIG_ADDRESS, self._cfg_addr(devfn, off, bus))
         port = PCI_CONFIG_DATA + (off & 3)
         {1: self.outb, 2: self.outw, 4: self.outl}[size](port, val)
 

@@ -9,6 +9,7 @@ ALL_ONES = R["BARMAP_FAULT_ALL_ONES"]
 NO_DECODE = R["BARMAP_FAULT_NO_DECODE"]
 DMA_ERROR = R["BARMAP_FAULT_DMA_ERROR"]
 IRQ_LOST = R["BARMAP_FAULT_IRQ_LOST"]
+DMA_ERR_FLAG = R["BARMAP_DMA_STATUS_ERROR"]
 PROPS = {
     ALL_ONES: "fault-all-ones",
     NO_DECODE: "fault-no-decode",
@@ -133,3 +134,20 @@ def test_fault_register_ignores_undefined_bits(dev: Barmap) -> None:
     assert all(dev.qom_get(p) is True for p in PROPS.values())
     dev.wreg("FAULT", 0)
     assert not any(dev.qom_get(p) for p in PROPS.values())
+
+
+def test_all_ones_answers_only_inside_bar2(make_dev) -> None:  # type: ignore[no-untyped-def]
+    """An access that starts in BAR2's last bytes and runs past its end: only the
+    bytes inside BAR2 are the overlay's; the rest are whatever decodes there."""
+    d: Barmap = make_dev("size=1M")
+    qt, end = d.qt, d.mem_addr + d.size
+    qt.write(end - 4, b"\x11\x22\x33\x44")
+    plain = {n: qt.readl(end - n) for n in (1, 2, 3)}
+    dma_plain = d.dma(end - 2, 0, 4, from_dev=False)
+    assert dma_plain & DMA_ERR_FLAG, "a DMA reading past BAR2's end should fail"
+    d.qom_set("fault-all-ones", True)
+    for n, value in plain.items():
+        inside = (1 << 8 * n) - 1
+        assert qt.readl(end - n) == (value & ~inside) | inside, f"{n} byte(s) inside"
+    # a DMA reading across the end fails as it does without the fault
+    assert d.dma(end - 2, 0, 4, from_dev=False) == dma_plain
