@@ -2,7 +2,12 @@
 #
 # Knobs:
 #   QEMU_SUITE=bookworm|trixie     which Debian release's QEMU source to build (7.2 / 10.0)
+#   QEMU_FLAVOR=plain|asan         how QEMU is built: asan is ASan + UBSan (own build directory;
+#                                  `make test-device QEMU_FLAVOR=asan`); `make fuzz` builds the
+#                                  third, fuzz (clang + libFuzzer)
 #   KERNEL_SUITE=bookworm|trixie   which Debian release's kernel to boot (6.1 / 6.12)
+#   KERNEL_FLAVOR=distro|debug     debug: the suite's kernel source built with KASAN, lockdep,
+#                                  UBSAN, KFENCE (scripts/kernel-debug.sh; slow the first time)
 #   KDIR=/path/to/kernel/build     build the module against your own kernel tree instead
 #   KERNEL=/path/to/bzImage        boot your own kernel image instead
 #   BARMAP_CACHE=dir               where heavy artifacts live (the default: harness/barmap/paths.py)
@@ -27,10 +32,15 @@ VPY      := $(VENV)/bin/python
 # QEMU_SUITE, KERNEL_SUITE, QEMU_BIN, KENV, OUT, INITRD.  Knobs given here win.
 PATHS_ARGS := $(if $(BARMAP_CACHE),--cache '$(BARMAP_CACHE)') \
 	$(if $(QEMU_SUITE),--qemu-suite '$(QEMU_SUITE)') \
-	$(if $(KERNEL_SUITE),--kernel-suite '$(KERNEL_SUITE)')
+	$(if $(KERNEL_SUITE),--kernel-suite '$(KERNEL_SUITE)') \
+	$(if $(QEMU_FLAVOR),--qemu-flavor '$(QEMU_FLAVOR)') \
+	$(if $(KERNEL_FLAVOR),--kernel-flavor '$(KERNEL_FLAVOR)')
 $(foreach v,$(shell $(PYTHON) harness/barmap/paths.py --make $(PATHS_ARGS)),$(eval $(v)))
 ifeq ($(KENV),)
 $(error harness/barmap/paths.py gave no paths (see its message above))
+endif
+ifeq ($(QEMU_FLAVOR),fuzz)
+$(error QEMU_FLAVOR=fuzz is the fuzzer, not a QEMU to run tests on: use `make fuzz`)
 endif
 
 export BARMAP_CACHE
@@ -46,7 +56,7 @@ export BARMAP_KERNEL := $(abspath $(KERNEL))
 endif
 
 .PHONY: all deps venv qemu kernel driver image demo test test-device test-guest test-unit \
-	bench lint clean
+	bench fuzz lint clean
 
 all: qemu image venv
 
@@ -62,11 +72,11 @@ $(VENV)/.stamp: pyproject.toml
 venv: deps $(VENV)/.stamp
 
 qemu: deps
-	scripts/qemu.sh $(QEMU_SUITE)
+	scripts/qemu.sh $(QEMU_SUITE) $(QEMU_FLAVOR)
 
 kernel: deps
 ifeq ($(KDIR),)
-	scripts/kernel.sh $(KERNEL_SUITE)
+	scripts/kernel.sh $(KERNEL_SUITE) $(KERNEL_FLAVOR)
 endif
 
 # The module and the static guest tools, against the cached kernel's headers or KDIR=.
@@ -97,6 +107,11 @@ test-unit: venv
 
 bench: all
 	$(VENV)/bin/barmap bench --json build/bench.json
+
+# QEMU's generic-fuzz (libFuzzer) against barmap on an ASan + UBSan build; TARGET, RUNS,
+# TIME, JOBS: see scripts/fuzz.sh.  Corpus and crash reproducers in build/fuzz/.
+fuzz:
+	scripts/fuzz.sh $(QEMU_SUITE)
 
 # ruff on the harness and tests; shellcheck on the scripts and the guest init;
 # checkpatch, W=1 and sparse (C=1) on the driver

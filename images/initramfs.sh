@@ -35,8 +35,11 @@ printf 'export PS1="barmap# "\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n' >"$r
 [ -f "$ko" ] && install -m 0644 "$ko" "$root/lib/modules/barmap.ko"
 if [ -n "$moddir" ]; then
 	mkdir -p "$root/lib/modules/extra"
+	: >"$root/lib/modules/extra/order.names"
 	for m in $extra_modules; do
 		f=$(find "$moddir/kernel/${m%/*}" -maxdepth 1 -name "${m##*/}.ko*" 2>/dev/null | head -n1)
+		# built into the kernel (the debug kernel): nothing to carry
+		[ -z "$f" ] && grep -qx "kernel/$m.ko" "$moddir/modules.builtin" 2>/dev/null && continue
 		[ -n "$f" ] || { echo "initramfs: $m not found in $moddir" >&2; exit 1; }
 		dst=$root/lib/modules/extra/$(basename "$m").ko
 		case $f in
@@ -61,7 +64,7 @@ if [ -n "$moddir" ]; then
 		line="$m $pats"
 		echo "${line//$'\n'/ }" >>"$root/lib/modules/extra/order"
 	done <"$root/lib/modules/extra/order.names"
-	rm "$root/lib/modules/extra/order.names"
+	rm -f "$root/lib/modules/extra/order.names"
 fi
 for tool in "$tooldir"/*; do
 	[ -f "$tool" ] && [ -x "$tool" ] && install -m 0755 "$tool" "$root/usr/bin/"

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages barmap needs, if any is missing (as root, or with sudo).
+#
+#   scripts/deps.sh [GROUP...]   also: fuzz (clang, libFuzzer: make fuzz);
+#                                kernel-debug (what building a kernel needs: KERNEL_FLAVOR=debug)
 set -euo pipefail
 pkgs=(
 	# building QEMU from the distribution's source
@@ -14,6 +17,15 @@ pkgs=(
 	# interactive debugging
 	sparse shellcheck python3-venv gdb tmux
 )
+for group in "$@"; do
+	case $group in
+	# the fuzz flavor of QEMU: clang with libFuzzer and the sanitizer runtimes, and
+	# llvm-symbolizer for readable reports
+	fuzz) pkgs+=(clang-14 libclang-rt-14-dev llvm-14) ;;
+	kernel-debug) pkgs+=(bc libelf-dev libssl-dev kmod) ;;
+	*) echo "barmap deps: unknown group '$group' (fuzz, kernel-debug)" >&2; exit 2 ;;
+	esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetch the distribution's current kernel (image, headers, kbuild) into the cache, no root install.
 #
-#   scripts/kernel.sh [SUITE]    SUITE: bookworm (6.1, default) or trixie (6.12)
+#   scripts/kernel.sh [SUITE [FLAVOR]]    SUITE: bookworm (6.1, default) or trixie (6.12)
+#                                         FLAVOR: distro (default) or debug (kernel-debug.sh)
 #
 # The ABI is resolved from the linux-image-amd64 metapackage each time the
 # package lists are refreshed, so a rolled ABI is followed, never pinned.
@@ -15,7 +16,9 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/paths.sh
-. "$top/scripts/paths.sh" --kernel-suite "${1:-}"
+# the debug flavor is built from source: scripts/kernel-debug.sh
+[ "${2:-distro}" = debug ] && exec "$top/scripts/kernel-debug.sh" "${1:-}"
+. "$top/scripts/paths.sh" --kernel-suite "${1:-}" --kernel-flavor distro
 suite=$KERNEL_SUITE
 base=$KERNEL_DIR
 env=$KENV

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Build qemu-system-x86_64 with the barmap device from the distribution's QEMU source.
 #
-#   scripts/qemu.sh [SUITE]      SUITE: bookworm (QEMU 7.2, default) or trixie (QEMU 10.0)
+#   scripts/qemu.sh [SUITE [FLAVOR]]
+#
+#   SUITE: bookworm (QEMU 7.2, default) or trixie (QEMU 10.0)
+#   FLAVOR: plain (default); asan (ASan + UBSan, gcc); fuzz (clang, libFuzzer,
+#           ASan + UBSan: qemu-fuzz-x86_64 with barmap's generic-fuzz targets)
 #
 # Everything heavy lives in the cache, in QEMU_DIR (scripts/paths.sh):
 #   QEMU_DIR/apt     private apt state (scripts/apt-private.py)
 #   QEMU_DIR/src     `apt-get source qemu`, Debian's patches applied
-#   QEMU_DIR/build   the build; the binary is QEMU_BIN
+#   QEMU_DIR/build   the build (build-asan, build-fuzz for the other flavors);
+#                    the binary is QEMU_BIN
 # qemu-device/patches/SUITE/*.patch are applied to src (patch_qemu).
 # The device is copied into src/hw/misc (only files whose content changed, so
 # ninja rebuilds just barmap.o) and hooked into hw/misc/{Kconfig,meson.build,trace-events}.
@@ -14,13 +19,17 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=scripts/paths.sh
-. "$top/scripts/paths.sh" --qemu-suite "${1:-}"
+. "$top/scripts/paths.sh" --qemu-suite "${1:-}" --qemu-flavor "${2:-}"
 suite=$QEMU_SUITE
+flavor=$QEMU_FLAVOR
 base=$QEMU_DIR
 src=$base/src
-build=$(dirname "$QEMU_BIN")
+build=$QEMU_BUILD
 
-say() { printf 'barmap qemu[%s]: %s\n' "$suite" "$*" >&2; }
+tag=$suite
+[ "$flavor" = plain ] || tag="$suite $flavor"
+
+say() { printf 'barmap qemu[%s]: %s\n' "$tag" "$*" >&2; }
 
 fetch() {
 	[ -f "$src/.barmap-fetched" ] && return 0
@@ -90,6 +99,14 @@ integrate() {
     default y if TEST_DEVICES
     depends on PCI && MSI_NONBROKEN"
 	hook "$misc/trace-events" <"$top/qemu-device/trace-events"
+	# generic-fuzz targets (only the fuzz flavor compiles them)
+	local fuzz=$src/tests/qtest/fuzz
+	copy_if_changed "$top/qemu-device/fuzz/generic_fuzz_barmap.h" "$fuzz/generic_fuzz_barmap.h"
+	grep -q '#include "generic_fuzz_barmap.h"' "$fuzz/generic_fuzz_configs.h" ||
+		sed -i '/^const generic_fuzz_config predefined_configs\[\] = {/a #include "generic_fuzz_barmap.h"' \
+			"$fuzz/generic_fuzz_configs.h"
+	grep -q '#include "generic_fuzz_barmap.h"' "$fuzz/generic_fuzz_configs.h" ||
+		{ say "cannot hook barmap into $fuzz/generic_fuzz_configs.h"; exit 1; }
 }
 
 # QEMU >= 8.1 configures through a venv that needs the meson pinned in
@@ -112,11 +129,16 @@ host_python() {
 configure() {
 	[ -f "$build/build.ninja" ] && return 0
 	say "configuring (x86_64-softmmu, minimal features)"
-	local pyopt
+	local pyopt extra=()
 	pyopt=$(host_python)
+	case $flavor in
+	asan) extra=(--enable-sanitizers) ;;
+	fuzz) extra=(--cc=clang-14 --cxx=clang++-14 --enable-fuzzing --enable-sanitizers) ;;
+	esac
 	mkdir -p "$build"
 	# shellcheck disable=SC2086
-	(cd "$build" && "$src/configure" $pyopt --target-list=x86_64-softmmu \
+	(cd "$build" && "$src/configure" $pyopt "${extra[@]}" --target-list=x86_64-softmmu \
+		--firmwarepath="${FIRMWARE_DIRS// /:}" \
 		--without-default-features --enable-slirp --enable-kvm --enable-tcg \
 		--enable-fdt=system --disable-install-blobs --disable-docs \
 		--disable-werror >"$build/configure.log" 2>&1) ||
@@ -127,7 +149,7 @@ fetch
 patch_qemu
 integrate
 configure
-say "building (ninja qemu-system-x86_64)"
+say "building (ninja $(basename "$QEMU_BIN"))"
 start=$(date +%s)
 ninja -C "$build" "$(basename "$QEMU_BIN")" >"$build/ninja.log" 2>&1 ||
 	{ grep -E 'error|Error' -A3 "$build/ninja.log" | head -n 60 >&2; say "build failed, log: $build/ninja.log"; exit 1; }

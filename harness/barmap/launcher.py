@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import select
 import signal
 import socket
@@ -39,6 +40,15 @@ from barmap.rundir import RunDir
 
 CONNECT_TIMEOUT = 30.0
 _PR_SET_PDEATHSIG = 1
+
+# A QEMU built with sanitizers (scripts/qemu.sh SUITE asan) stops at its first
+# report, so that a UBSan finding fails the run instead of scrolling by; leak
+# checking at exit is off (QEMU does not free everything when it quits).  A
+# value the user set wins; other QEMUs ignore these.
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:abort_on_error=1:print_stacktrace=1",
+}
 
 # Every QEMU this process started, for the test suite's leak check.
 STARTED_PIDS: set[int] = set()
@@ -133,6 +143,7 @@ class QEMUProcess:
                         stdout=stderr,
                         stderr=stderr,
                         preexec_fn=_die_with_parent,
+                        env={**SANITIZER_ENV, **os.environ},
                     )
                 except OSError as exc:
                     raise QEMUStartError(

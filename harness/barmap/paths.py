@@ -10,7 +10,9 @@ so it works before the venv exists)::
     python3 harness/barmap/paths.py NAME [...]         # one value, e.g. ``kenv``
 
 Environment: ``BARMAP_CACHE`` moves the cache; ``BARMAP_QEMU_SUITE`` and
-``BARMAP_KERNEL_SUITE`` (or ``BARMAP_SUITE`` for both) pick the suites.  An
+``BARMAP_KERNEL_SUITE`` (or ``BARMAP_SUITE`` for both) pick the suites,
+``BARMAP_QEMU_FLAVOR`` how QEMU is built, ``BARMAP_KERNEL_FLAVOR`` which guest
+kernel (the distribution's or the debug build).  An
 empty value counts as unset.  Which QEMU, kernel and initramfs a run uses
 (``BARMAP_QEMU``, ``BARMAP_KENV``, ``BARMAP_KERNEL``, ``BARMAP_INITRD``) is
 decided in ``barmap.artifacts``, on top of this layout.
@@ -30,6 +32,16 @@ DEFAULT_SUITE = SUITES[0]
 # -L for the built QEMU (installed with Debian's seabios, qemu-system-data, ipxe-qemu)
 FIRMWARE_DIRS: tuple[str, ...] = ("/usr/share/qemu", "/usr/share/seabios")
 QEMU_BINARY_NAME = "qemu-system-x86_64"
+# How scripts/qemu.sh builds QEMU, each in a build directory of its own:
+#   plain  the default
+#   asan   ASan + UBSan (gcc), the same qemu-system-x86_64 for the qtest suite
+#   fuzz   clang, libFuzzer, ASan + UBSan: qemu-fuzz-x86_64 (make fuzz)
+QEMU_FLAVORS: tuple[str, ...] = ("plain", "asan", "fuzz")
+QEMU_FUZZ_BINARY_NAME = "qemu-fuzz-x86_64"
+# Which guest kernel: the distribution's packages (scripts/kernel.sh), or debug, built
+# from the distribution's kernel source with KASAN, lockdep, UBSAN, KFENCE
+# (scripts/kernel-debug.sh, images/debug-kernel.config)
+KERNEL_FLAVORS: tuple[str, ...] = ("distro", "debug")
 
 
 def _env(name: str) -> str:
@@ -50,14 +62,39 @@ def kernel_suite(suite: str | None = None) -> str:
     return suite or _env("BARMAP_KERNEL_SUITE") or _env("BARMAP_SUITE") or DEFAULT_SUITE
 
 
+def qemu_flavor(flavor: str | None = None) -> str:
+    value = flavor or _env("BARMAP_QEMU_FLAVOR") or QEMU_FLAVORS[0]
+    if value not in QEMU_FLAVORS:
+        raise ValueError(f"QEMU flavor {value!r} is not one of {', '.join(QEMU_FLAVORS)}")
+    return value
+
+
 def qemu_dir(suite: str | None = None, cache: str | None = None) -> Path:
-    """apt state, source tree and build of one suite's QEMU (scripts/qemu.sh)."""
+    """apt state, source tree and builds of one suite's QEMU (scripts/qemu.sh)."""
     return cache_dir(cache) / "qemu" / qemu_suite(suite)
 
 
-def qemu_binary(suite: str | None = None, cache: str | None = None) -> Path:
-    """Where scripts/qemu.sh builds QEMU (not ``$BARMAP_QEMU``: see barmap.artifacts)."""
-    return qemu_dir(suite, cache) / "build" / QEMU_BINARY_NAME
+def qemu_build_dir(
+    suite: str | None = None, cache: str | None = None, flavor: str | None = None
+) -> Path:
+    name = qemu_flavor(flavor)
+    return qemu_dir(suite, cache) / ("build" if name == "plain" else f"build-{name}")
+
+
+def qemu_binary(
+    suite: str | None = None, cache: str | None = None, flavor: str | None = None
+) -> Path:
+    """Where scripts/qemu.sh builds QEMU (not ``$BARMAP_QEMU``: see barmap.artifacts);
+    for the fuzz flavor, the libFuzzer binary."""
+    name = QEMU_FUZZ_BINARY_NAME if qemu_flavor(flavor) == "fuzz" else QEMU_BINARY_NAME
+    return qemu_build_dir(suite, cache, flavor) / name
+
+
+def kernel_flavor(flavor: str | None = None) -> str:
+    value = flavor or _env("BARMAP_KERNEL_FLAVOR") or KERNEL_FLAVORS[0]
+    if value not in KERNEL_FLAVORS:
+        raise ValueError(f"kernel flavor {value!r} is not one of {', '.join(KERNEL_FLAVORS)}")
+    return value
 
 
 def kernel_dir(suite: str | None = None, cache: str | None = None) -> Path:
@@ -65,22 +102,29 @@ def kernel_dir(suite: str | None = None, cache: str | None = None) -> Path:
     return cache_dir(cache) / "kernel" / kernel_suite(suite)
 
 
-def kernel_env(suite: str | None = None, cache: str | None = None) -> Path:
-    """The ``KVER=``/``VMLINUZ=``/``KDIR=``/``MODDIR=`` file scripts/kernel.sh writes."""
-    return kernel_dir(suite, cache) / "kernel.env"
+def kernel_env(
+    suite: str | None = None, cache: str | None = None, flavor: str | None = None
+) -> Path:
+    """The ``KVER=``/``VMLINUZ=``/``KDIR=``/``MODDIR=`` file scripts/kernel.sh writes
+    (the debug kernel's: scripts/kernel-debug.sh, in the suite's ``debug/``)."""
+    base = kernel_dir(suite, cache)
+    return (base if kernel_flavor(flavor) == "distro" else base / "debug") / "kernel.env"
 
 
 def checkpatch_dir(cache: str | None = None) -> Path:
     return cache_dir(cache) / "checkpatch"
 
 
-def build_dir(suite: str | None = None) -> Path:
+def build_dir(suite: str | None = None, flavor: str | None = None) -> Path:
     """The module, the guest tools and the initramfs built for one kernel suite."""
-    return REPO_ROOT / "build" / kernel_suite(suite)
+    name = kernel_suite(suite)
+    if kernel_flavor(flavor) != "distro":
+        name += f"-{kernel_flavor(flavor)}"
+    return REPO_ROOT / "build" / name
 
 
-def initrd(suite: str | None = None) -> Path:
-    return build_dir(suite) / "initramfs.cpio"
+def initrd(suite: str | None = None, flavor: str | None = None) -> Path:
+    return build_dir(suite, flavor) / "initramfs.cpio"
 
 
 def firmware_file(name: str) -> Path | None:
@@ -92,21 +136,34 @@ def firmware_file(name: str) -> Path | None:
     return None
 
 
+def fuzz_dir(suite: str | None = None) -> Path:
+    """make fuzz's corpus and crash reproducers (scripts/fuzz.sh), per QEMU suite."""
+    return REPO_ROOT / "build" / "fuzz" / qemu_suite(suite)
+
+
 def layout(
-    cache: str | None = None, qemu: str | None = None, kernel: str | None = None
+    cache: str | None = None,
+    qemu: str | None = None,
+    kernel: str | None = None,
+    flavor: str | None = None,
+    kflavor: str | None = None,
 ) -> dict[str, str]:
     """The values the Makefile and scripts/paths.sh use, by their variable names there."""
     return {
         "BARMAP_CACHE": str(cache_dir(cache)),
         "QEMU_SUITE": qemu_suite(qemu),
+        "QEMU_FLAVOR": qemu_flavor(flavor),
         "KERNEL_SUITE": kernel_suite(kernel),
+        "KERNEL_FLAVOR": kernel_flavor(kflavor),
         "QEMU_DIR": str(qemu_dir(qemu, cache)),
-        "QEMU_BIN": str(qemu_binary(qemu, cache)),
+        "QEMU_BUILD": str(qemu_build_dir(qemu, cache, flavor)),
+        "QEMU_BIN": str(qemu_binary(qemu, cache, flavor)),
+        "FUZZ_DIR": str(fuzz_dir(qemu)),
         "KERNEL_DIR": str(kernel_dir(kernel, cache)),
-        "KENV": str(kernel_env(kernel, cache)),
+        "KENV": str(kernel_env(kernel, cache, kflavor)),
         "CHECKPATCH_DIR": str(checkpatch_dir(cache)),
-        "OUT": str(build_dir(kernel)),
-        "INITRD": str(initrd(kernel)),
+        "OUT": str(build_dir(kernel, kflavor)),
+        "INITRD": str(initrd(kernel, kflavor)),
         "FIRMWARE_DIRS": " ".join(FIRMWARE_DIRS),
         "SUITES": " ".join(SUITES),
     }
@@ -132,8 +189,25 @@ def main(argv: list[str]) -> int:
     p.add_argument("--cache", help="the cache directory (default $BARMAP_CACHE)")
     p.add_argument("--qemu-suite", help=f"one of {', '.join(SUITES)} (default {DEFAULT_SUITE})")
     p.add_argument("--kernel-suite", help=f"one of {', '.join(SUITES)} (default {DEFAULT_SUITE})")
+    p.add_argument(
+        "--qemu-flavor", help=f"one of {', '.join(QEMU_FLAVORS)} (default {QEMU_FLAVORS[0]})"
+    )
+    p.add_argument(
+        "--kernel-flavor",
+        help=f"one of {', '.join(KERNEL_FLAVORS)} (default {KERNEL_FLAVORS[0]})",
+    )
     args = p.parse_args(argv)
-    values = layout(args.cache or None, args.qemu_suite or None, args.kernel_suite or None)
+    try:
+        values = layout(
+            args.cache or None,
+            args.qemu_suite or None,
+            args.kernel_suite or None,
+            args.qemu_flavor or None,
+            args.kernel_flavor or None,
+        )
+    except ValueError as exc:
+        print(f"paths.py: {exc}", file=sys.stderr)
+        return 2
     if args.name:
         print(values[_NAMES[args.name]])
     elif args.make:

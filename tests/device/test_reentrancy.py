@@ -76,6 +76,19 @@ class BehindRootPort:
         self.qt.clock_step()
 
 
+def open_root_port(qt: QTest) -> None:
+    """MMCONFIG on (256 buses), then the root port's bus numbers and windows (BAR0's
+    1 MiB; 2 MiB prefetchable for BAR2 and a place to move it to), decoding on."""
+    qt.cfg_write(0, MCH_PCIEXBAR + 4, 0)
+    qt.cfg_write(0, MCH_PCIEXBAR, MCFG | 1)
+    qt.cfg_write(RP_DEVFN, 0x18, SEC_BUS << 16 | SEC_BUS << 8)
+    qt.cfg_write(RP_DEVFN, 0x20, (REGS >> 16) | (REGS >> 16) << 16)
+    qt.cfg_write(RP_DEVFN, 0x24, (MEM >> 16) | ((MEM + (2 << 20) - 1) >> 16 & 0xFFF0) << 16)
+    qt.cfg_write(RP_DEVFN, 0x28, 0)
+    qt.cfg_write(RP_DEVFN, 0x2C, 0)
+    qt.cfg_write(RP_DEVFN, 0x04, 0x6, 2)
+
+
 @pytest.fixture
 def rp() -> Iterator[BehindRootPort]:
     args = [
@@ -85,15 +98,7 @@ def rp() -> Iterator[BehindRootPort]:
         "-device", "barmap,id=bm,bus=rp,size=1M",
     ]  # fmt: skip
     with QTest(args, machine="q35") as qt:
-        # MMCONFIG on (256 buses), then the root port's bus numbers and windows
-        qt.cfg_write(0, MCH_PCIEXBAR + 4, 0)
-        qt.cfg_write(0, MCH_PCIEXBAR, MCFG | 1)
-        qt.cfg_write(RP_DEVFN, 0x18, SEC_BUS << 16 | SEC_BUS << 8)
-        qt.cfg_write(RP_DEVFN, 0x20, (REGS >> 16) | (REGS >> 16) << 16)
-        qt.cfg_write(RP_DEVFN, 0x24, (MEM >> 16) | ((MEM + (1 << 20) - 1) >> 16 & 0xFFF0) << 16)
-        qt.cfg_write(RP_DEVFN, 0x28, 0)
-        qt.cfg_write(RP_DEVFN, 0x2C, 0)
-        qt.cfg_write(RP_DEVFN, 0x04, 0x6, 2)
+        open_root_port(qt)
         dev = BehindRootPort(qt)
         dev.setup_barmap()
         yield dev
@@ -138,3 +143,32 @@ def test_dma_to_the_root_port_that_changes_nothing_completes(rp: BehindRootPort)
     assert rp.reg("DMA_STATUS") == DMA_DONE
     assert rp.reg("IRQ_STATUS") == R["BARMAP_IRQ_DMA_DONE"]
     assert rp.cfg_read(0, 2) == R["BARMAP_PCI_VENDOR_ID"]
+
+
+@pytest.mark.parametrize(
+    ("reg", "value"),
+    [
+        (0x18, (MEM + (1 << 20)).to_bytes(4, "little")),  # move BAR2, the copy's source
+        (0x10, (REGS + 0x10000).to_bytes(4, "little")),  # move BAR0
+        (0x04, bytes(2)),  # memory decoding and bus mastering off
+        (0x04, (0x406).to_bytes(2, "little")),  # INTx Disable, the completion IRQ pending
+        (0x00, bytes(range(64))),  # the whole header, garbage
+    ],
+    ids=["bar2", "bar0", "command-off", "intx-disable", "header"],
+)
+def test_dma_that_rewrites_its_own_config_space(rp: BehindRootPort, reg: int, value: bytes) -> None:
+    """The engine writes barmap's own config space (01:00.0 in MMCONFIG) during the
+    copy: QEMU survives, and after a system reset the device works again."""
+    qt = rp.qt
+    qt.write(MEM, value)
+    qt.writeq(REGS + R["BARMAP_REG_DMA_BUS_LO"], MCFG | SEC_BUS << 20 | reg)
+    qt.writeq(REGS + R["BARMAP_REG_DMA_OFF_LO"], 0)
+    rp.wreg("DMA_LEN", len(value))
+    rp.wreg("IRQ_MASK", R["BARMAP_IRQ_ALL"])
+    rp.wreg("DMA_CMD", DMA_START | DMA_FROM_DEV | DMA_CMD_IRQ)
+    qt.clock_step()
+    assert qt.alive(), qt.stderr()
+    qt.qmp("system_reset")
+    open_root_port(qt)
+    rp.setup_barmap()
+    assert rp.reg("DMA_STATUS") == 0

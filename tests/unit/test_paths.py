@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,14 @@ from barmap import paths
 
 ROOT = paths.REPO_ROOT
 PATHS_PY = ROOT / "harness" / "barmap" / "paths.py"
-ENV_KNOBS = ("BARMAP_CACHE", "BARMAP_SUITE", "BARMAP_QEMU_SUITE", "BARMAP_KERNEL_SUITE")
+ENV_KNOBS = (
+    "BARMAP_CACHE",
+    "BARMAP_SUITE",
+    "BARMAP_QEMU_SUITE",
+    "BARMAP_KERNEL_SUITE",
+    "BARMAP_QEMU_FLAVOR",
+    "BARMAP_KERNEL_FLAVOR",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -174,3 +182,32 @@ def test_each_default_is_spelled_in_one_place(needle: str) -> None:
         if p.resolve() != here and needle in p.read_text(errors="replace")
     ]
     assert spelled in ([], ["harness/barmap/paths.py"]), spelled
+
+
+def test_flavors_have_their_own_build_directories(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("BARMAP_CACHE", str(tmp_path))
+    assert (
+        paths.qemu_binary(flavor="asan") == tmp_path / "qemu/bookworm/build-asan/qemu-system-x86_64"
+    )
+    assert (
+        paths.qemu_binary(flavor="fuzz") == tmp_path / "qemu/bookworm/build-fuzz/qemu-fuzz-x86_64"
+    )
+    monkeypatch.setenv("BARMAP_KERNEL_FLAVOR", "debug")
+    assert paths.kernel_env() == tmp_path / "kernel/bookworm/debug/kernel.env"
+    assert paths.initrd() == ROOT / "build" / "bookworm-debug" / "initramfs.cpio"
+    assert paths.kernel_env(flavor="distro") == tmp_path / "kernel/bookworm/kernel.env"
+
+
+def test_an_unknown_flavor_is_one_clear_line() -> None:
+    with pytest.raises(ValueError, match="not one of plain, asan, fuzz"):
+        paths.qemu_binary(flavor="tsan")
+    run = subprocess.run(
+        [sys.executable, str(PATHS_PY), "--make", "--kernel-flavor", "kasan"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip() == "paths.py: kernel flavor 'kasan' is not one of distro, debug"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# make fuzz: QEMU's own device fuzzer, generic-fuzz (libFuzzer), against barmap,
+# on the fuzz flavor's clang + ASan + UBSan qemu-fuzz-x86_64 (scripts/qemu.sh SUITE fuzz).
+#
+#   scripts/fuzz.sh [SUITE]
+#
+# Environment: TARGET (barmap, the default, on pc; barmap-q35 behind a PCIe root
+# port), RUNS (executions, default 1000000), TIME (seconds, 0 = no limit),
+# JOBS (parallel libFuzzer workers, default 1).
+# The corpus is kept in FUZZ_DIR/corpus-TARGET and grows run after run; a crash
+# leaves its reproducer in FUZZ_DIR/crashes/ and the run exits non-zero.  The
+# log is FUZZ_DIR/TARGET.log.  Replay one input:
+#   qemu-fuzz-x86_64 --fuzz-target=generic-fuzz-TARGET FUZZ_DIR/crashes/crash-...
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/paths.sh
+. "$top/scripts/paths.sh" --qemu-suite "${1:-}" --qemu-flavor fuzz
+target=${TARGET:-barmap}
+runs=${RUNS:-1000000}
+time_limit=${TIME:-0}
+jobs=${JOBS:-1}
+parallel=()
+[ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
+
+"$top/scripts/deps.sh" fuzz
+"$top/scripts/qemu.sh" "$QEMU_SUITE" fuzz
+corpus=$FUZZ_DIR/corpus-$target
+mkdir -p "$corpus" "$FUZZ_DIR/crashes"
+log=$FUZZ_DIR/$target.log
+before=$(find "$FUZZ_DIR/crashes" -type f | wc -l)
+echo "barmap fuzz: generic-fuzz-$target, $runs runs, corpus $corpus, log $log" >&2
+set +e
+# generic-fuzz forks a child per input: timeouts are its own (QEMU_FUZZ_TIMEOUT)
+(cd "$FUZZ_DIR" && UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
+	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0} \
+	"$QEMU_BIN" --fuzz-target="generic-fuzz-$target" \
+	-runs="$runs" -max_total_time="$time_limit" ${parallel[@]+"${parallel[@]}"} \
+	-artifact_prefix="$FUZZ_DIR/crashes/" -print_final_stats=1 \
+	"$corpus") >"$log" 2>&1
+rc=$?
+set -e
+grep -E '^(stat::|#[0-9]+ +(DONE|INITED))' "$log" | tail -n 12 >&2 || true
+after=$(find "$FUZZ_DIR/crashes" -type f | wc -l)
+if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
+	echo "barmap fuzz: FAILED (exit $rc, $((after - before)) new reproducer(s) in $FUZZ_DIR/crashes); log: $log" >&2
+	grep -m1 -A20 -E 'ERROR: (AddressSanitizer|libFuzzer)|runtime error' "$log" >&2 || tail -n 30 "$log" >&2
+	exit 1
+fi
+echo "barmap fuzz: no crash; corpus $(find "$corpus" -type f | wc -l) inputs" >&2

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Build a debug guest kernel from the distribution's kernel source (Debian's
+# patches applied), no root install: x86_64_defconfig plus
+# images/debug-kernel.config (KASAN, lockdep, UBSAN, KFENCE, DEBUG_VM, ...).
+#
+#   scripts/kernel-debug.sh [SUITE]     (make ... KERNEL_FLAVOR=debug)
+#
+# Everything lives in KERNEL_DIR/debug (scripts/paths.sh):
+#   dl/ src/     `apt-get source linux` (private apt state of scripts/kernel.sh)
+#   build/       the O= build: vmlinux (PVH), bzImage, the tree modules build against
+#   mod/         modules_install
+#   kernel.env   KVER=... VMLINUZ=... VMLINUX=... KDIR=... MODDIR=... as scripts/kernel.sh
+# The build is incremental: a changed config fragment rebuilds what it touches.
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/paths.sh
+. "$top/scripts/paths.sh" --kernel-suite "${1:-}" --kernel-flavor debug
+suite=$KERNEL_SUITE
+base=$KERNEL_DIR/debug
+src=$base/src
+build=$base/build
+fragment=$top/images/debug-kernel.config
+
+say() { printf 'barmap kernel[%s debug]: %s\n' "$suite" "$*" >&2; }
+
+fetch() {
+	[ -f "$src/.barmap-fetched" ] && return 0
+	local apt=$KERNEL_DIR/apt dir
+	say "fetching the kernel source package (apt-get source linux, ~140 MB)"
+	python3 "$top/scripts/apt-private.py" "$apt" "$suite" >/dev/null
+	# shellcheck disable=SC2046
+	apt-get $(cat "$apt/apt-opts") -q update >/dev/null
+	rm -rf "$base/dl" "$src"
+	mkdir -p "$base/dl"
+	# shellcheck disable=SC2046
+	(cd "$base/dl" && apt-get $(cat "$apt/apt-opts") -q --download-only source linux >/dev/null)
+	dir=$base/dl/unpacked
+	dpkg-source -x "$base"/dl/linux_*.dsc "$dir" >/dev/null
+	mv "$dir" "$src"
+	rm -rf "$base/dl"
+	touch "$src/.barmap-fetched"
+}
+
+configure() {
+	mkdir -p "$build"
+	if [ ! -f "$build/.config" ] || [ "$fragment" -nt "$build/.config" ]; then
+		say "configuring: x86_64_defconfig + ${fragment#"$top"/}"
+		make -s -C "$src" O="$build" x86_64_defconfig >/dev/null
+		"$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" "$fragment" >/dev/null
+		make -s -C "$src" O="$build" olddefconfig >/dev/null
+		# every option the fragment asks for must have survived olddefconfig
+		local want missing=()
+		while read -r want; do
+			grep -qx -- "$want" "$build/.config" || missing+=("$want")
+		done < <(grep -E '^CONFIG_[A-Z0-9_]+=' "$fragment")
+		if [ ${#missing[@]} -gt 0 ]; then
+			say "the kernel did not take: ${missing[*]}"
+			exit 1
+		fi
+	fi
+}
+
+"$top/scripts/deps.sh" kernel-debug
+fetch
+configure
+jobs=$(nproc)
+say "building (make -j$jobs bzImage modules; the first build is slow)"
+start=$(date +%s)
+make -C "$src" O="$build" -j"$jobs" LOCALVERSION=-barmap-debug bzImage modules \
+	>"$base/build.log" 2>&1 ||
+	{ grep -E 'error|Error' -A3 "$base/build.log" | head -n 40 >&2; say "build failed, log: $base/build.log"; exit 1; }
+kver=$(make -s -C "$src" O="$build" LOCALVERSION=-barmap-debug kernelrelease)
+rm -rf "$base/mod"
+make -s -C "$src" O="$build" LOCALVERSION=-barmap-debug INSTALL_MOD_PATH="$base/mod" \
+	modules_install >/dev/null
+say "built $kver in $(($(date +%s) - start)) s"
+cat >"$KENV" <<EOV
+KVER=$kver
+VMLINUZ=$build/arch/x86/boot/bzImage
+VMLINUX=$build/vmlinux
+KDIR=$build
+MODDIR=$base/mod/lib/modules/$kver
+EOV
