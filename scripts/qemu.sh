@@ -145,10 +145,23 @@ configure() {
 		{ tail -n 30 "$build/configure.log" >&2; exit 1; }
 }
 
+# QEMU run from its build directory looks for the --firmwarepath directories
+# under build/qemu-bundle (where meson stages an install): point them at the
+# real ones, so the binary finds its firmware without -L (the fuzzer's fixed
+# command line, a user running it by hand or under gdb).
+stage_firmware() {
+	local dir
+	for dir in $FIRMWARE_DIRS; do
+		mkdir -p "$build/qemu-bundle$(dirname "$dir")"
+		ln -sfn "$dir" "$build/qemu-bundle$dir"
+	done
+}
+
 fetch
 patch_qemu
 integrate
 configure
+stage_firmware
 say "building (ninja $(basename "$QEMU_BIN"))"
 start=$(date +%s)
 ninja -C "$build" "$(basename "$QEMU_BIN")" >"$build/ninja.log" 2>&1 ||

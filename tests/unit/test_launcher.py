@@ -66,3 +66,15 @@ def test_a_given_runtime_directory_is_the_callers(tmp_path: Path) -> None:
     with pytest.raises(QEMUStartError, match="status 3"):
         proc.launch([str(binary)])
     assert tmp_path.is_dir() and os.listdir(tmp_path)  # stderr file kept, not removed
+
+
+def test_sanitizer_reports_stop_qemu_unless_the_user_says_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = _program(tmp_path, 'echo "ubsan=$UBSAN_OPTIONS asan=$ASAN_OPTIONS" >&2; exit 1')
+    monkeypatch.delenv("UBSAN_OPTIONS", raising=False)
+    monkeypatch.setenv("ASAN_OPTIONS", "detect_leaks=1")
+    with pytest.raises(QEMUStartError) as info:
+        QTest(binary=binary).start()
+    assert "ubsan=halt_on_error=1:" in info.value.message
+    assert info.value.message.endswith("asan=detect_leaks=1")
