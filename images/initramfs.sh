@@ -37,7 +37,7 @@ if [ -n "$moddir" ]; then
 	mkdir -p "$root/lib/modules/extra"
 	: >"$root/lib/modules/extra/order.names"
 	for m in $extra_modules; do
-		f=$(find "$moddir/kernel/${m%/*}" -maxdepth 1 -name "${m##*/}.ko*" 2>/dev/null | head -n1)
+		f=$(find "$moddir/kernel/${m%/*}" -maxdepth 1 -name "${m##*/}.ko*" 2>/dev/null | head -n1 || true)
 		# built into the kernel (the debug kernel): nothing to carry
 		[ -z "$f" ] && grep -qx "kernel/$m.ko" "$moddir/modules.builtin" 2>/dev/null && continue
 		[ -n "$f" ] || { echo "initramfs: $m not found in $moddir" >&2; exit 1; }
