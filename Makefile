@@ -51,6 +51,7 @@ export BARMAP_KENV  := $(KENV)
 export BARMAP_INITRD := $(INITRD)
 export BARMAP_ACCEL := $(ACCEL)
 export BARMAP_BOOT  := $(BOOT)
+export BARMAP_KERNEL_FLAVOR := $(KERNEL_FLAVOR)
 ifneq ($(KERNEL),)
 export BARMAP_KERNEL := $(abspath $(KERNEL))
 endif

@@ -30,6 +30,7 @@ import pexpect.fdpexpect
 
 from barmap.crash import ANY_MARKER, CrashReport, find_crash
 from barmap.errors import CommandFailed, ConsoleTimeout, GuestCrash, MachineDied
+from barmap.paths import timeout_scale
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -223,7 +224,11 @@ class Shell:
         raise GuestCrash(str(report), marker=report.kind, excerpt=report.excerpt, **self._kw())
 
     def expect(self, pattern: Any, timeout: float, *, what: str, command: str = "") -> None:
-        """Wait for ``pattern``; GuestCrash, ConsoleTimeout or ``died`` on the way."""
+        """Wait for ``pattern``; GuestCrash, ConsoleTimeout or ``died`` on the way.
+
+        ``timeout`` is for the distribution's kernel: it is scaled by
+        ``paths.timeout_scale()`` (the debug kernel is much slower)."""
+        timeout *= timeout_scale()
         deadline = time.monotonic() + timeout
         while True:
             self.check_crash()

@@ -42,6 +42,10 @@ QEMU_FUZZ_BINARY_NAME = "qemu-fuzz-x86_64"
 # from the distribution's kernel source with KASAN, lockdep, UBSAN, KFENCE
 # (scripts/kernel-debug.sh, images/debug-kernel.config)
 KERNEL_FLAVORS: tuple[str, ...] = ("distro", "debug")
+# How much longer the guest takes on each kernel: every console timeout of the
+# harness is multiplied by it (BARMAP_TIMEOUT_SCALE overrides).  The debug kernel
+# probes and removes a barmap in ~10 s under TCG instead of ~0.2 s.
+KERNEL_FLAVOR_SLOWDOWN = {"distro": 1.0, "debug": 8.0}
 
 
 def _env(name: str) -> str:
@@ -95,6 +99,20 @@ def kernel_flavor(flavor: str | None = None) -> str:
     if value not in KERNEL_FLAVORS:
         raise ValueError(f"kernel flavor {value!r} is not one of {', '.join(KERNEL_FLAVORS)}")
     return value
+
+
+def timeout_scale() -> float:
+    """BARMAP_TIMEOUT_SCALE, else the slowdown of the kernel flavor in use."""
+    value = _env("BARMAP_TIMEOUT_SCALE")
+    if value:
+        try:
+            scale = float(value)
+        except ValueError:
+            scale = 0.0
+        if scale <= 0:
+            raise ValueError(f"BARMAP_TIMEOUT_SCALE={value!r} is not a positive number")
+        return scale
+    return KERNEL_FLAVOR_SLOWDOWN[kernel_flavor()]
 
 
 def kernel_dir(suite: str | None = None, cache: str | None = None) -> Path:

@@ -21,6 +21,7 @@ import pytest
 
 from barmap.checks import parse_kv
 from barmap.machine import Machine
+from barmap.paths import timeout_scale
 
 pytestmark = pytest.mark.guest
 
@@ -83,7 +84,7 @@ def test_mmap_racing_qmp_device_del_never_reaches_the_next_device(barmap_vm: Mac
     )
     rng = random.Random(0x9ACF)
     for cycle in range(CYCLES):
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 60 * timeout_scale()
         while f"cycle {cycle} mapping" not in vm.run("tail -n 1 /tmp/race.err").output:
             assert time.monotonic() < deadline, vm.run("cat /tmp/race.err").output[-2000:]
             time.sleep(0.01)

@@ -21,6 +21,7 @@ ENV_KNOBS = (
     "BARMAP_KERNEL_SUITE",
     "BARMAP_QEMU_FLAVOR",
     "BARMAP_KERNEL_FLAVOR",
+    "BARMAP_TIMEOUT_SCALE",
 )
 
 
@@ -211,3 +212,14 @@ def test_an_unknown_flavor_is_one_clear_line() -> None:
     )
     assert run.returncode == 2
     assert run.stderr.strip() == "paths.py: kernel flavor 'kasan' is not one of distro, debug"
+
+
+def test_timeout_scale_follows_the_kernel_flavor(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert paths.timeout_scale() == 1.0
+    monkeypatch.setenv("BARMAP_KERNEL_FLAVOR", "debug")
+    assert paths.timeout_scale() == paths.KERNEL_FLAVOR_SLOWDOWN["debug"] > 1
+    monkeypatch.setenv("BARMAP_TIMEOUT_SCALE", "2.5")
+    assert paths.timeout_scale() == 2.5
+    monkeypatch.setenv("BARMAP_TIMEOUT_SCALE", "fast")
+    with pytest.raises(ValueError, match="not a positive number"):
+        paths.timeout_scale()
