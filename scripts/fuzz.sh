@@ -30,6 +30,7 @@ mkdir -p "$corpus" "$FUZZ_DIR/crashes"
 log=$FUZZ_DIR/$target.log
 before=$(find "$FUZZ_DIR/crashes" -type f | wc -l)
 echo "barmap fuzz: generic-fuzz-$target, $runs runs, corpus $corpus, log $log" >&2
+rm -f "$FUZZ_DIR"/fuzz-*.log
 set +e
 # generic-fuzz forks a child per input: timeouts are its own (QEMU_FUZZ_TIMEOUT)
 (cd "$FUZZ_DIR" && UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1} \
@@ -40,11 +41,16 @@ set +e
 	"$corpus") >"$log" 2>&1
 rc=$?
 set -e
-grep -E '^(stat::|#[0-9]+ +(DONE|INITED))' "$log" | tail -n 12 >&2 || true
+# with JOBS > 1 each worker logs to FUZZ_DIR/fuzz-N.log
+logs=("$log")
+[ "$jobs" -gt 1 ] && for ((i = 0; i < jobs; i++)); do logs+=("$FUZZ_DIR/fuzz-$i.log"); done
+grep -hE '^(stat::(number_of_executed_units|average_exec_per_sec|new_units_added)|#[0-9]+[[:space:]]+(DONE|INITED))' \
+	"${logs[@]}" >&2 2>/dev/null || true
 after=$(find "$FUZZ_DIR/crashes" -type f | wc -l)
 if [ "$rc" -ne 0 ] || [ "$after" -gt "$before" ]; then
 	echo "barmap fuzz: FAILED (exit $rc, $((after - before)) new reproducer(s) in $FUZZ_DIR/crashes); log: $log" >&2
-	grep -m1 -A20 -E 'ERROR: (AddressSanitizer|libFuzzer)|runtime error' "$log" >&2 || tail -n 30 "$log" >&2
+	grep -h -m1 -A20 -E 'ERROR: (AddressSanitizer|libFuzzer)|runtime error' "${logs[@]}" >&2 ||
+		tail -n 30 "$log" >&2
 	exit 1
 fi
 echo "barmap fuzz: no crash; corpus $(find "$corpus" -type f | wc -l) inputs" >&2
