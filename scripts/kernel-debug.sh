@@ -61,6 +61,13 @@ configure() {
 	fi
 }
 
+# Built, and the fragment unchanged since: nothing to do (BARMAP_REFRESH=1 checks
+# the tree again, which costs make's walk of it, 6-8 s).
+if [ -z "${BARMAP_REFRESH:-}" ] && [ -f "$KENV" ] && [ "$KENV" -nt "$fragment" ] &&
+	[ -f "$build/arch/x86/boot/bzImage" ]; then
+	say "cached: $(sed -n 's/^KVER=//p' "$KENV")"
+	exit 0
+fi
 "$top/scripts/deps.sh" kernel-debug
 fetch
 configure

@@ -66,11 +66,16 @@ def kernel_suite(suite: str | None = None) -> str:
     return suite or _env("BARMAP_KERNEL_SUITE") or _env("BARMAP_SUITE") or DEFAULT_SUITE
 
 
-def qemu_flavor(flavor: str | None = None) -> str:
-    value = flavor or _env("BARMAP_QEMU_FLAVOR") or QEMU_FLAVORS[0]
-    if value not in QEMU_FLAVORS:
-        raise ValueError(f"QEMU flavor {value!r} is not one of {', '.join(QEMU_FLAVORS)}")
+def _flavor(what: str, given: str | None, env: str, choices: tuple[str, ...]) -> str:
+    """``given``, else ``$env``, else the first choice; anything else is a ValueError."""
+    value = given or _env(env) or choices[0]
+    if value not in choices:
+        raise ValueError(f"{what} flavor {value!r} is not one of {', '.join(choices)}")
     return value
+
+
+def qemu_flavor(flavor: str | None = None) -> str:
+    return _flavor("QEMU", flavor, "BARMAP_QEMU_FLAVOR", QEMU_FLAVORS)
 
 
 def qemu_dir(suite: str | None = None, cache: str | None = None) -> Path:
@@ -95,10 +100,7 @@ def qemu_binary(
 
 
 def kernel_flavor(flavor: str | None = None) -> str:
-    value = flavor or _env("BARMAP_KERNEL_FLAVOR") or KERNEL_FLAVORS[0]
-    if value not in KERNEL_FLAVORS:
-        raise ValueError(f"kernel flavor {value!r} is not one of {', '.join(KERNEL_FLAVORS)}")
-    return value
+    return _flavor("kernel", flavor, "BARMAP_KERNEL_FLAVOR", KERNEL_FLAVORS)
 
 
 def timeout_scale() -> float:

@@ -57,12 +57,9 @@ class BehindRootPort:
         assert self.reg("ID") == R["BARMAP_ID_MAGIC"]
 
     def root_port_cap(self) -> int:
-        ptr = self.qt.cfg_read(RP_DEVFN, 0x34, 1)
-        while ptr:
-            if self.qt.cfg_read(RP_DEVFN, ptr, 1) == PCI_CAP_ID_EXP:
-                return ptr
-            ptr = self.qt.cfg_read(RP_DEVFN, ptr + 1, 1)
-        raise AssertionError("the root port has no PCI Express capability")
+        cap = self.qt.pci.device(RP_DEVFN).find_capability(PCI_CAP_ID_EXP)
+        assert cap is not None, "the root port has no PCI Express capability"
+        return cap
 
     def dma_to_root_port(self, reg: int, value: int) -> None:
         """Start a 2-byte DMA from BAR2 that writes ``value`` to the root port's
