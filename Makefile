@@ -114,13 +114,19 @@ bench: all
 fuzz:
 	scripts/fuzz.sh $(QEMU_SUITE)
 
-# ruff on the harness and tests; shellcheck on the scripts and the guest init;
-# checkpatch, W=1 and sparse (C=1) on the driver
+# ruff on the harness and tests; shellcheck on the scripts, the guest init and the
+# workflow's steps; the workflow linters (schema, zizmor, yamllint); checkpatch, W=1 and
+# sparse (C=1) on the driver
 lint: venv kernel
 	$(VENV)/bin/ruff check harness tests
 	$(VENV)/bin/ruff format --check harness tests
 	shellcheck scripts/*.sh images/initramfs.sh guest-driver/*.sh .ci/run
 	shellcheck -s sh images/init
+	$(VENV)/bin/check-jsonschema -q --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(VENV)/bin/check-jsonschema -q --builtin-schema vendor.github-actions action.yml
+	$(VENV)/bin/zizmor -q --offline --config .github/zizmor.yml .github/workflows action.yml
+	$(VENV)/bin/yamllint -s .yamllint .github action.yml
+	$(VPY) scripts/shellcheck-steps.py action.yml .github/workflows/*.yml
 	$(MAKE) -C guest-driver checkpatch
 	$(MAKE) -C guest-driver KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR)) check
 

@@ -2,8 +2,23 @@
 # Install the Debian packages barmap needs, if any is missing (as root, or with sudo).
 #
 #   scripts/deps.sh [GROUP...]   also: fuzz (clang, libFuzzer: make fuzz);
-#                                kernel-debug (what building a kernel needs: KERNEL_FLAVOR=debug)
+#                                kernel-debug (what building a kernel needs: KERNEL_FLAVOR=debug);
+#                                ci-local (mmdebstrap, git: scripts/ci-local.py)
 set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+
+# Debian's packages and archive are what barmap builds from: on another host say
+# so now (scripts/apt-private.py holds the message and the explicit-mirror way
+# out), not deep inside apt.
+os_id=$(sed -n 's/^ID=//p' /etc/os-release 2>/dev/null | tr -d '"')
+if [ "$os_id" != debian ] && [ -z "${BARMAP_DEBIAN_MIRROR:-}" ]; then
+	command -v python3 >/dev/null ||
+		{ echo "barmap deps: this host is '${os_id:-unknown}', not Debian: run barmap on Debian 12/13 or in a Debian container" >&2; exit 1; }
+	python3 "$top/scripts/apt-private.py" --sources bookworm >/dev/null || exit 1
+fi
+command -v apt-get >/dev/null ||
+	{ echo "barmap deps: no apt-get here: barmap installs its build tools with apt (Debian 12/13, or a Debian container)" >&2; exit 1; }
+
 pkgs=(
 	# building QEMU from the distribution's source
 	build-essential dpkg-dev ninja-build meson pkg-config flex bison
@@ -23,7 +38,9 @@ for group in "$@"; do
 	# llvm-symbolizer for readable reports
 	fuzz) pkgs+=(clang-14 libclang-rt-14-dev llvm-14) ;;
 	kernel-debug) pkgs+=(bc libelf-dev libssl-dev kmod) ;;
-	*) echo "barmap deps: unknown group '$group' (fuzz, kernel-debug)" >&2; exit 2 ;;
+	# scripts/ci-local.py: the pipeline's jobs in a fresh Debian root
+	ci-local) pkgs+=(mmdebstrap git) ;;
+	*) echo "barmap deps: unknown group '$group' (fuzz, kernel-debug, ci-local)" >&2; exit 2 ;;
 	esac
 done
 missing=()

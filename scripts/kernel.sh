@@ -51,6 +51,27 @@ MODDIR=$moddir
 EOV
 }
 
+# Resolve the suite's current kernel ABI from the linux-image-amd64 metapackage
+# (main, -updates and -security: scripts/apt-private.py): sets image, kver, opts.
+resolve() {
+	python3 "$top/scripts/apt-private.py" "$base/apt" "$suite" >/dev/null || exit 1
+	opts=$(cat "$base/apt/apt-opts")
+	# shellcheck disable=SC2086
+	apt-get $opts -q update >"$base/apt/update.log" 2>&1 || return 1
+	# linux-image-amd64 -> linux-image-<ABI>-amd64
+	# shellcheck disable=SC2086
+	image=$(apt-cache $opts depends linux-image-amd64 |
+		awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+	[ -n "$image" ] || return 1
+	kver=${image#linux-image-}
+	touch "$base/apt/resolved"
+}
+
+# A cached kernel is kept while it is the suite's current one.  The archive is
+# asked again when the last answer is older than BARMAP_KERNEL_RECHECK minutes
+# (default a day; 0: every time) or with BARMAP_REFRESH=1; a newer ABI is then
+# fetched, and an archive that cannot be reached keeps the cached kernel.
+recheck=${BARMAP_KERNEL_RECHECK:-1440}
 if [ -f "$env" ] && [ -z "${BARMAP_REFRESH:-}" ]; then
 	# shellcheck disable=SC1090
 	. "$env"
@@ -62,21 +83,26 @@ if [ -f "$env" ] && [ -z "${BARMAP_REFRESH:-}" ]; then
 			kver=$KVER vmlinuz=$VMLINUZ kdir=$KDIR moddir=$MODDIR
 			write_env
 		fi
-		say "cached: $KVER"
-		exit 0
+		if [ -n "$(find "$base/apt/resolved" -mmin "-$recheck" 2>/dev/null)" ]; then
+			say "cached: $KVER"
+			exit 0
+		fi
+		if ! resolve; then
+			say "cannot ask the archive for $suite's current kernel (see $base/apt/update.log): keeping $KVER"
+			exit 0
+		fi
+		if [ "$kver" = "$KVER" ]; then
+			say "cached: $KVER (the current one)"
+			exit 0
+		fi
+		say "$suite's kernel moved from $KVER to $kver: fetching it"
 	fi
 fi
 
-python3 "$top/scripts/apt-private.py" "$base/apt" "$suite" >/dev/null
-opts=$(cat "$base/apt/apt-opts")
-# shellcheck disable=SC2086
-apt-get $opts -q update >/dev/null
-# linux-image-amd64 -> linux-image-<ABI>-amd64 (bookworm) or -<ABI>-amd64 (trixie)
-# shellcheck disable=SC2086
-image=$(apt-cache $opts depends linux-image-amd64 |
-	awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-[ -n "$image" ] || { say "cannot resolve linux-image-amd64"; exit 1; }
-kver=${image#linux-image-}
+if [ -z "${kver:-}" ] && ! resolve; then
+	say "cannot resolve $suite's linux-image-amd64 (see $base/apt/update.log)"
+	exit 1
+fi
 # shellcheck disable=SC2086
 headers_deps=$(apt-cache $opts depends "linux-headers-$kver" |
 	awk '/Depends: linux-(headers|kbuild)-/{print $2}' | sort -u)

@@ -131,9 +131,12 @@ configure() {
 	say "configuring (x86_64-softmmu, minimal features)"
 	local pyopt extra=()
 	pyopt=$(host_python)
+	# ASan + UBSan: one configure switch up to QEMU 8.0, two meson options after
+	local san=(--enable-sanitizers)
+	grep -q "^option('asan'" "$src/meson_options.txt" && san=(--enable-asan --enable-ubsan)
 	case $flavor in
-	asan) extra=(--enable-sanitizers) ;;
-	fuzz) extra=(--cc=clang-14 --cxx=clang++-14 --enable-fuzzing --enable-sanitizers) ;;
+	asan) extra=("${san[@]}") ;;
+	fuzz) extra=(--cc=clang-14 --cxx=clang++-14 --enable-fuzzing "${san[@]}") ;;
 	esac
 	mkdir -p "$build"
 	# shellcheck disable=SC2086

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from barmap.accel import cached_probe
 from barmap.artifacts import BOOTS, Artifacts, find_artifacts
 from barmap.checks import load_module
 from barmap.config import ACCELS, MachineConfig
@@ -47,6 +48,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     g.addoption("--barmap-no-restore", action="store_true",
                 help="do not restore the booted snapshot before each test")  # fmt: skip
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Which accelerator the guests run under, and why: a CI log says it once."""
+    if config.getoption("--collect-only"):
+        return None
+    opt = config.getoption
+    requested = opt("--barmap-accel") or os.environ.get("BARMAP_ACCEL", "auto")
+    try:
+        art = find_artifacts(opt("--barmap-suite"), opt("--barmap-qemu"), opt("--barmap-kernel"),
+                             opt("--barmap-initrd"), opt("--barmap-boot"))  # fmt: skip
+        art.check()
+    except ConfigError:
+        return None
+    if requested in ("kvm", "tcg"):
+        return f"barmap: guests run under {requested} (asked for)"
+    result = cached_probe(art.qemu, art.kernel)
+    if result.usable:
+        return "barmap: guests run under kvm (the probe boot worked)"
+    return f"barmap: guests run under tcg (kvm unusable: {result.reason})"
 
 
 @pytest.fixture(scope="session")

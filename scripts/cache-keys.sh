@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The CI caches' keys and paths: what each heavy artifact depends on, in one place.
+#
+#   scripts/cache-keys.sh QEMU_SUITE QEMU_FLAVOR KERNEL_SUITE [KERNEL_FLAVOR] >>"$GITHUB_OUTPUT"
+#
+# Prints, as GitHub step outputs (name=value; paths as name<<EOF blocks):
+#   qemu-key, qemu-restore, qemu-paths   QEMU's source tree and the flavor's build
+#       directory.  The key holds the host release (the build links its libraries),
+#       the Debian source version, a hash of the scripts that build it and of
+#       qemu-device/patches, then a hash of the device source.  qemu-restore is the
+#       key without that last part: after a device edit the previous build is
+#       restored and ninja rebuilds barmap.o, not QEMU.
+#   kernel-key, kernel-paths             the unpacked kernel packages: host release,
+#       the suite's current kernel ABI, a hash of the scripts that fetch it.  For
+#       KERNEL_FLAVOR=debug, the debug kernel's source and build tree instead: the
+#       linux source version, kernel-debug.sh and images/debug-kernel.config.
+#   checkpatch-key, checkpatch-paths     checkpatch.pl from linux-source (make lint).
+# The versions come from the archive now (a private apt state in
+# BARMAP_CACHE/ci-keys, not itself cached), so a Debian update changes the key.
+# Every cached path sits under BARMAP_CACHE and must be restored at the same
+# path: the caches hold absolute paths.  kvm-probe.json is not in any of them
+# (it describes one machine).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+[ $# -eq 3 ] || [ $# -eq 4 ] || { sed -n '2,4p' "$0" >&2; exit 2; }
+# shellcheck source=scripts/paths.sh
+. "$top/scripts/paths.sh" --qemu-suite "$1" --qemu-flavor "$2" --kernel-suite "$3" \
+	--kernel-flavor "${4:-}"
+
+host=$(sed -n 's/^ID=//p' /etc/os-release | tr -d '"')$(sed -n 's/^VERSION_ID=//p' /etc/os-release | tr -d '"')
+hash_of() { (cd "$top" && find "$@" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16); }
+
+# the suite's versions, from the archive
+apt_query() {
+	local suite=$1 state=$BARMAP_CACHE/ci-keys/$1
+	python3 "$top/scripts/apt-private.py" "$state" "$suite" >/dev/null
+	# shellcheck disable=SC2046
+	apt-get $(cat "$state/apt-opts") -q update >"$state/update.log" 2>&1 ||
+		{ echo "cache-keys: apt-get update failed for $suite (log: $state/update.log)" >&2; exit 1; }
+	echo "$state"
+}
+state=$(apt_query "$QEMU_SUITE")
+# shellcheck disable=SC2046
+qemu_version=$(apt-cache $(cat "$state/apt-opts") showsrc qemu | sed -n 's/^Version: //p' | sort -V | tail -n1)
+state=$(apt_query "$KERNEL_SUITE")
+# shellcheck disable=SC2046
+kernel_abi=$(apt-cache $(cat "$state/apt-opts") depends linux-image-amd64 |
+	awk '/Depends: linux-image-[0-9]/{sub("linux-image-", "", $2); print $2; exit}')
+if [ -z "$qemu_version" ] || [ -z "$kernel_abi" ]; then
+	echo "cache-keys: cannot resolve qemu ($qemu_version) or the kernel ABI ($kernel_abi)" >&2
+	exit 1
+fi
+
+qemu_scripts=$(hash_of scripts/qemu.sh scripts/apt-private.py scripts/paths.sh harness/barmap/paths.py \
+	qemu-device/patches)
+device=$(hash_of qemu-device include/barmap_regs.h)
+kernel_scripts=$(hash_of scripts/kernel.sh scripts/apt-private.py scripts/paths.sh \
+	harness/barmap/paths.py harness/barmap/vmlinux.py)
+checkpatch_script=$(hash_of scripts/checkpatch.sh)
+
+if [ "$KERNEL_FLAVOR" = debug ]; then
+	# shellcheck disable=SC2046
+	linux_version=$(apt-cache $(cat "$state/apt-opts") showsrc linux | sed -n 's/^Version: //p' |
+		sort -V | tail -n1)
+	debug_scripts=$(hash_of scripts/kernel-debug.sh scripts/apt-private.py scripts/paths.sh \
+		harness/barmap/paths.py images/debug-kernel.config)
+	kernel_cache="kernel-key=barmap-kernel-debug-$host-$KERNEL_SUITE-${linux_version//[:~+]/_}-$debug_scripts
+kernel-paths<<BARMAP_EOF
+$KERNEL_DIR/debug
+!$KERNEL_DIR/debug/dl
+BARMAP_EOF"
+else
+	kernel_cache="kernel-key=barmap-kernel-$host-$KERNEL_SUITE-$kernel_abi-$kernel_scripts
+kernel-paths<<BARMAP_EOF
+$KERNEL_DIR
+!$KERNEL_DIR/debug
+BARMAP_EOF"
+fi
+
+qemu_restore="barmap-qemu-$host-$QEMU_SUITE-$QEMU_FLAVOR-${qemu_version//[:~+]/_}-$qemu_scripts-"
+cat <<EOF
+qemu-key=$qemu_restore$device
+qemu-restore=$qemu_restore
+qemu-paths<<BARMAP_EOF
+$QEMU_DIR/src
+$QEMU_BUILD
+$QEMU_DIR/pyhost
+BARMAP_EOF
+$kernel_cache
+checkpatch-key=barmap-checkpatch-$KERNEL_SUITE-$kernel_abi-$checkpatch_script
+checkpatch-paths<<BARMAP_EOF
+$CHECKPATCH_DIR
+BARMAP_EOF
+EOF
