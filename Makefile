@@ -118,8 +118,8 @@ fuzz:
 # workflow's steps; the workflow linters (schema, zizmor, yamllint); checkpatch, W=1 and
 # sparse (C=1) on the driver
 lint: venv kernel
-	$(VENV)/bin/ruff check harness tests
-	$(VENV)/bin/ruff format --check harness tests
+	$(VENV)/bin/ruff check harness tests examples scripts
+	$(VENV)/bin/ruff format --check harness tests examples scripts
 	shellcheck scripts/*.sh images/initramfs.sh guest-driver/*.sh .ci/run
 	shellcheck -s sh images/init
 	$(VENV)/bin/check-jsonschema -q --builtin-schema vendor.github-workflows .github/workflows/*.yml

@@ -15,9 +15,15 @@ extra_modules="drivers/misc/pvpanic/pvpanic drivers/misc/pvpanic/pvpanic-mmio
 drivers/net/ethernet/intel/e1000/e1000"
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=$(command -v busybox || echo /bin/busybox)
-file "$busybox" 2>/dev/null | grep -q 'statically linked' ||
-	ldd "$busybox" 2>&1 | grep -q 'not a dynamic' ||
-	{ echo "initramfs: $busybox is not static: install busybox-static" >&2; exit 1; }
+# static: an ELF with no program interpreter (readelf is in binutils; `file` may be
+# missing, as in a bare Debian root)
+headers=$(readelf -lW "$busybox" 2>/dev/null) || headers="program interpreter (not an ELF)"
+case $headers in
+*"program interpreter"*)
+	echo "initramfs: $busybox is not static: install busybox-static" >&2
+	exit 1
+	;;
+esac
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT

@@ -59,8 +59,12 @@ def one_line_entries(text: str) -> list[dict[str, str]]:
             for opt in " ".join(opts).strip("[]").split():
                 k, _, v = opt.partition("=")
                 options[k.lower()] = v
-        entry = {"types": words[0], "uris": words[1], "suites": words[2],
-                 "components": " ".join(words[3:])}
+        entry = {
+            "types": words[0],
+            "uris": words[1],
+            "suites": words[2],
+            "components": " ".join(words[3:]),
+        }
         if "signed-by" in options:
             entry["signed-by"] = options["signed-by"]
         entries.append(entry)
@@ -132,8 +136,12 @@ def deb822(suite: str, found: dict[str, tuple[list[str], str]], types: str) -> s
         if pocket not in found:
             continue
         uris, signed_by = found[pocket]
-        lines = [f"Types: {types}", f"URIs: {' '.join(uris)}", f"Suites: {suite}{pocket}",
-                 "Components: main"]
+        lines = [
+            f"Types: {types}",
+            f"URIs: {' '.join(uris)}",
+            f"Suites: {suite}{pocket}",
+            "Components: main",
+        ]
         if signed_by:
             lines.append(f"Signed-By: {signed_by}")
         paras.append("\n".join(lines) + "\n")
@@ -147,11 +155,12 @@ def sources_for(suite: str) -> str | None:
     if not found and osr.get("ID") == "debian" and codename:
         found = pocket_sources(codename)
     if "" not in found:
-        what = (f"this host's apt sources have no Debian '{codename}' main entry"
-                if osr.get("ID") == "debian"
-                else f"this host is {osr.get('PRETTY_NAME', 'unknown')}, not Debian")
-        print(NOT_DEBIAN.format(what=what, keyring=DEBIAN_KEYRING),
-              file=sys.stderr)
+        what = (
+            f"this host's apt sources have no Debian '{codename}' main entry"
+            if osr.get("ID") == "debian"
+            else f"this host is {osr.get('PRETTY_NAME', 'unknown')}, not Debian"
+        )
+        print(NOT_DEBIAN.format(what=what, keyring=DEBIAN_KEYRING), file=sys.stderr)
         return None
     return deb822(suite, found, "deb deb-src")
 
@@ -171,8 +180,12 @@ def main() -> int:
     text = sources_for(suite)
     if text is None:
         return 1
-    for sub in ("etc/sources.list.d", "etc/preferences.d", "lists/partial",
-                "cache/archives/partial"):
+    for sub in (
+        "etc/sources.list.d",
+        "etc/preferences.d",
+        "lists/partial",
+        "cache/archives/partial",
+    ):
         (state / sub).mkdir(parents=True, exist_ok=True)
     (state / "etc/sources.list.d/barmap.sources").write_text(text)
     opts = [

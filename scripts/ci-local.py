@@ -247,8 +247,10 @@ def main() -> int:
     workflow = yaml.safe_load((TOP / ".github/workflows/ci.yml").read_text())
     job = workflow["jobs"].get(args.job)
     if job is None:
-        print(f"ci-local: no job '{args.job}' in ci.yml ({', '.join(workflow['jobs'])})",
-              file=sys.stderr)
+        print(
+            f"ci-local: no job '{args.job}' in ci.yml ({', '.join(workflow['jobs'])})",
+            file=sys.stderr,
+        )
         return 2
     axes = (job.get("strategy") or {}).get("matrix") or {}
     matrix = {k: str(v[0]) for k, v in axes.items() if isinstance(v, list)}
