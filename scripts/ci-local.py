@@ -253,7 +253,11 @@ def main() -> int:
         )
         return 2
     axes = (job.get("strategy") or {}).get("matrix") or {}
-    matrix = {k: str(v[0]) for k, v in axes.items() if isinstance(v, list)}
+    matrix = {
+        k: str(v[0])
+        for k, v in axes.items()
+        if isinstance(v, list) and k not in ("include", "exclude")
+    }
     for key, value in (("qemu", args.qemu), ("kernel", args.kernel), ("host", args.host)):
         if value:
             matrix[key] = value

@@ -21,8 +21,12 @@ from barmap.cmdline import firmware_args
 from barmap.paths import cache_dir
 
 PROBE_DEADLINE = 20.0
-# The kernel printed something: KVM ran guest code far enough.
-_ALIVE = (b"Linux version", b"Kernel panic", b"VFS: Unable to mount root")
+# The kernel ran its whole boot under KVM: with no root file system it ends by failing
+# to mount one.  Earlier words prove little: on one host the kernel printed its
+# banner under KVM, then hit an "emulation failure" and the VM hung.
+_ALIVE = (b"VFS: Unable to mount root",)
+# What QEMU says when KVM cannot run the guest: the reason given when the boot fails.
+_KVM_FAILURES = (b"emulation failure", b"KVM internal error", b"KVM: entry failed", b"Assertion")
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,12 @@ class ProbeResult:
     seconds: float
 
 
+# Bumped when what counts as "usable" changes, so no verdict of an older probe is kept.
+PROBE_VERSION = "2"
+
+
 def _cache_key(qemu: Path, kernel: Path) -> str:
-    parts = [os.uname().release, os.uname().version]
+    parts = [PROBE_VERSION, os.uname().release, os.uname().version]
     for path in (qemu, kernel):
         st = path.stat()
         parts += [str(path), str(st.st_mtime_ns), str(st.st_size)]
@@ -59,19 +67,24 @@ def probe_kvm(qemu: Path, kernel: Path, deadline: float = PROBE_DEADLINE) -> Pro
         )
     except OSError as exc:
         return ProbeResult(False, f"cannot run {qemu}: {exc.strerror}", 0.0)
+    timed_out = False
     try:
         out, _ = proc.communicate(timeout=deadline)
     except subprocess.TimeoutExpired:
+        timed_out = True
         proc.kill()
         out, _ = proc.communicate()
     seconds = time.monotonic() - start
     if any(marker in out for marker in _ALIVE):
         return ProbeResult(True, f"guest kernel ran under KVM in {seconds:.1f} s", seconds)
     lines = [ln for ln in out.decode("utf-8", "replace").splitlines() if ln.strip()]
-    if proc.returncode not in (0, None) and lines:
+    failures = [ln for ln in lines if any(f.decode() in ln for f in _KVM_FAILURES)]
+    if failures:
+        why = failures[0].strip()
+    elif timed_out:
+        why = f"the guest did not finish booting within {deadline:.0f} s (hang)"
+    elif proc.returncode != 0 and lines:
         why = lines[-1].strip()
-    elif seconds >= deadline:
-        why = f"the guest printed nothing within {deadline:.0f} s (hang)"
     else:
         why = f"QEMU exited with status {proc.returncode} and the guest printed nothing"
     return ProbeResult(False, why, seconds)

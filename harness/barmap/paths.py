@@ -46,6 +46,11 @@ KERNEL_FLAVORS: tuple[str, ...] = ("distro", "debug")
 # harness is multiplied by it (BARMAP_TIMEOUT_SCALE overrides).  The debug kernel
 # probes and removes a barmap in ~10 s under TCG instead of ~0.2 s.
 KERNEL_FLAVOR_SLOWDOWN = {"distro": 1.0, "debug": 8.0}
+# Map/unplug cycles per removal path in the unplug race tests (BARMAP_RACE_CYCLES
+# overrides).  On the distro kernel they measure how often a stale mapping
+# appears; on the debug kernel the sanitizers watch every cycle, and 20 of them
+# (each ~30 s under TCG there) cover each path without an hour-long run.
+KERNEL_FLAVOR_RACE_CYCLES = {"distro": 200, "debug": 20}
 
 
 def _env(name: str) -> str:
@@ -115,6 +120,16 @@ def timeout_scale() -> float:
             raise ValueError(f"BARMAP_TIMEOUT_SCALE={value!r} is not a positive number")
         return scale
     return KERNEL_FLAVOR_SLOWDOWN[kernel_flavor()]
+
+
+def race_cycles() -> int:
+    """BARMAP_RACE_CYCLES, else the kernel flavor's default."""
+    value = _env("BARMAP_RACE_CYCLES")
+    if not value:
+        return KERNEL_FLAVOR_RACE_CYCLES[kernel_flavor()]
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"BARMAP_RACE_CYCLES={value!r} is not a positive whole number")
+    return int(value)
 
 
 def kernel_dir(suite: str | None = None, cache: str | None = None) -> Path:

@@ -7,12 +7,12 @@ mapping must fault, never read or write the new device.  The eager strategy
 (``bar-remap``, ``io_remap_pfn_range()`` in ``mmap()``) keeps the window open
 on purpose; ``barmap-check race --strategy bar-remap`` shows it.
 
-Cycles: ``BARMAP_RACE_CYCLES`` (default 200 per removal path).
+Cycles per removal path: ``BARMAP_RACE_CYCLES`` (default 200; 20 on the debug kernel,
+``barmap.paths.race_cycles``).
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import time
@@ -21,11 +21,11 @@ import pytest
 
 from barmap.checks import parse_kv
 from barmap.machine import Machine
-from barmap.paths import timeout_scale
+from barmap.paths import race_cycles, timeout_scale
 
 pytestmark = pytest.mark.guest
 
-CYCLES = int(os.environ.get("BARMAP_RACE_CYCLES", "200"))
+CYCLES = race_cycles()
 PAT = "/sys/kernel/debug/x86/pat_memtype_list"
 PAT_RECORD = re.compile(r"\[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] (\S+)")
 

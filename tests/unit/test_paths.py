@@ -223,3 +223,17 @@ def test_timeout_scale_follows_the_kernel_flavor(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("BARMAP_TIMEOUT_SCALE", "fast")
     with pytest.raises(ValueError, match="not a positive number"):
         paths.timeout_scale()
+
+
+def test_race_cycles_follow_the_kernel_flavor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BARMAP_RACE_CYCLES", raising=False)
+    monkeypatch.delenv("BARMAP_KERNEL_FLAVOR", raising=False)
+    assert paths.race_cycles() == 200
+    monkeypatch.setenv("BARMAP_KERNEL_FLAVOR", "debug")
+    assert paths.race_cycles() == paths.KERNEL_FLAVOR_RACE_CYCLES["debug"] < 200
+    monkeypatch.setenv("BARMAP_RACE_CYCLES", "7")
+    assert paths.race_cycles() == 7
+    for bad in ("0", "-3", "many"):
+        monkeypatch.setenv("BARMAP_RACE_CYCLES", bad)
+        with pytest.raises(ValueError, match="not a positive whole number"):
+            paths.race_cycles()

@@ -1,0 +1,74 @@
+"""The KVM probe's verdict, from stand-in QEMUs that print what real ones printed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from barmap import accel
+
+
+def _fake_qemu(tmp_path: Path, body: str) -> Path:
+    qemu = tmp_path / "qemu-system-x86_64"
+    qemu.write_text("#!/bin/sh\n" + body)
+    qemu.chmod(0o755)
+    return qemu
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> Path:
+    path = tmp_path / "vmlinux"
+    path.write_bytes(b"\x7fELF")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _kvm_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_exists, real_access = os.path.exists, os.access
+    monkeypatch.setattr(
+        accel.os.path, "exists", lambda p: True if p == "/dev/kvm" else real_exists(p)
+    )
+    monkeypatch.setattr(
+        accel.os, "access", lambda p, m: True if p == "/dev/kvm" else real_access(p, m)
+    )
+
+
+def test_a_whole_boot_is_usable(tmp_path: Path, kernel: Path) -> None:
+    qemu = _fake_qemu(
+        tmp_path,
+        'echo "Linux version 6.1.0"\necho "VFS: Unable to mount root fs on unknown-block(0,0)"\n',
+    )
+    result = accel.probe_kvm(qemu, kernel, deadline=5)
+    assert result.usable, result.reason
+
+
+def test_a_banner_then_an_emulation_failure_is_not(tmp_path: Path, kernel: Path) -> None:
+    # seen on the project's CI machine: the banner under KVM, then the VM stopped
+    qemu = _fake_qemu(
+        tmp_path,
+        'echo "[    0.000000] Linux version 6.1.0-57-amd64"\n'
+        'echo "KVM internal error. Suberror: 1"\n'
+        'echo "emulation failure"\n'
+        "exec sleep 30\n",
+    )
+    result = accel.probe_kvm(qemu, kernel, deadline=1.5)
+    assert not result.usable
+    assert result.reason == "KVM internal error. Suberror: 1"
+
+
+def test_a_banner_then_silence_is_a_hang(tmp_path: Path, kernel: Path) -> None:
+    qemu = _fake_qemu(tmp_path, 'echo "Linux version 6.1.0"\nexec sleep 30\n')
+    result = accel.probe_kvm(qemu, kernel, deadline=1.0)
+    assert not result.usable
+    assert "did not finish booting within 1 s" in result.reason
+
+
+def test_qemu_refusing_kvm_gives_its_last_words(tmp_path: Path, kernel: Path) -> None:
+    qemu = _fake_qemu(
+        tmp_path, 'echo "qemu-system-x86_64: failed to initialize kvm: Permission denied"\nexit 1\n'
+    )
+    result = accel.probe_kvm(qemu, kernel, deadline=5)
+    assert not result.usable
+    assert "failed to initialize kvm" in result.reason
