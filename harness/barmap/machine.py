@@ -168,7 +168,7 @@ class Machine:
         self._shell = Shell(
             Console(sock, self._drain),
             command_timeout=self.config.command_timeout,
-            alive=self.is_running,
+            alive=self._guest_can_answer,
             died=self.died,
             error_kw=self.error_kw,
         )
@@ -218,6 +218,25 @@ class Machine:
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.is_running()
+
+    def stopped_by_error(self) -> str:
+        """The run state QEMU stopped the guest in for good ("" while it can still run).
+
+        QEMU keeps running when it cannot go on with the guest: a KVM emulation
+        failure stops it in ``internal-error``, a failed disk write in ``io-error``.
+        A stop by gdb, the monitor or a snapshot (``debug``, ``paused``...) is not one.
+        """
+        try:
+            self.qmp.poll_events()
+            if not any(e.get("event") == "STOP" for e in self.qmp.events):
+                return ""
+            status = str(self.qmp.cmd("query-status").get("status", ""))
+        except Exception:  # QEMU going away: is_running() tells
+            return ""
+        return status if status in _ERROR_STATES else ""
+
+    def _guest_can_answer(self) -> bool:
+        return self.is_running() and not self.stopped_by_error()
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """QMP quit, then SIGTERM, then SIGKILL; sockets closed, runtime directory removed."""
@@ -302,6 +321,12 @@ class Machine:
             raise GuestCrash(
                 f"{what}: the guest panicked (pvpanic)", marker="panic", **self.error_kw()
             )
+        if self.is_running():
+            state = self.stopped_by_error()
+            lines = [ln.strip() for ln in self._proc.stderr().splitlines() if ln.strip()]
+            said = [ln for ln in lines if "error" in ln.lower() or "failure" in ln.lower()]
+            why = f": {said[0]}" if said else ""
+            raise MachineDied(f"{what}: QEMU stopped the guest ({state}){why}", **self.error_kw())
         status = self._proc.returncode
         raise MachineDied(f"{what}: QEMU exited (status {status})", **self.error_kw())
 
@@ -329,6 +354,10 @@ class Machine:
             return self.qmp.events
         except MachineError:
             return []
+
+
+# Run states QEMU leaves a guest in when it cannot go on (QMP ``query-status``).
+_ERROR_STATES = ("internal-error", "io-error", "guest-panicked", "shutdown")
 
 
 def _free_port() -> int:

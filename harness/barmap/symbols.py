@@ -1,0 +1,739 @@
+"""The guest kernel's debug symbols (and source) for gdb, fetched on request.
+
+Debian ships the DWARF of its kernel as ``linux-image-KVER-dbg``: an ~860 MB
+package (5.7 GB unpacked, mostly the modules' symbols) of which only
+``./usr/lib/debug/boot/vmlinux-KVER`` is kept, in ``KERNEL_DIR/symbols/``.  The
+package is asked of the private apt state of scripts/kernel.sh (pinned to the
+version of the cached kernel, read from its banner) and downloaded here with
+``urllib``: HTTP Range resumes an interrupted run where it stopped (a server that
+ignores Range restarts it cleanly), the SHA256 of the archive's index is checked,
+and the .deb is deleted once the vmlinux is out.  ``--source`` adds the kernel
+source the same way (``linux-source-X.Y``, the tarball in it unpacked into
+``KERNEL_DIR/symbols/src/``, for gdb's ``directory``).  Nothing is installed and
+nothing under /etc is touched.  Standard library only::
+
+    python3 harness/barmap/symbols.py [--suite SUITE] [--cache DIR] [--source]
+
+prints the vmlinux's path (and the source tree's with ``--source``) on stdout;
+a second run finds them and does nothing.  Exit 2: the kernel is not fetched yet
+(``make kernel``).  The debug kernel flavor (``BARMAP_KERNEL_FLAVOR=debug``) is
+built here with its symbols: its vmlinux is printed, nothing is fetched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import http.client
+import mmap
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+try:
+    from barmap import paths
+except ImportError:  # run as a script, before the venv exists: the sibling module
+    import paths  # type: ignore[no-redef]
+
+PROG = "symbols.py"
+DEBUG_VMLINUX = "./usr/lib/debug/boot/vmlinux-{kver}"
+SOURCE_TARBALL = "./usr/src/linux-source-{series}.tar.xz"
+SOURCE_STAMP = ".barmap-source"
+# How much of the -dbg package the vmlinux is, for the estimate printed before the
+# download (6.1.0-57-amd64: 630 MB of vmlinux in an 859 MB package); and how much
+# larger the source tree is than its package (6.1: ~1.4 GB from 139 MB).
+VMLINUX_SHARE = 0.74
+SOURCE_GROWTH = 10
+CHUNK = 1 << 20
+
+
+class SymbolsError(Exception):
+    """A one-line reason why the symbols could not be had."""
+
+
+class NotFetched(SymbolsError):
+    """The suite's kernel is not in the cache yet (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Package:
+    """One .deb as apt's ``download --print-uris`` names it."""
+
+    name: str
+    version: str
+    uri: str
+    size: int
+    sha256: str
+    filename: str = ""
+
+    @property
+    def deb(self) -> str:
+        return self.filename or f"{self.name}_{self.version}.deb"
+
+
+def mb(n: float) -> str:
+    return f"{n / 1e6:.0f} MB"
+
+
+# ---------------------------------------------------------------------------
+# The cached kernel and the apt state of scripts/kernel.sh
+
+
+def read_env(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines, as scripts/kernel.sh writes kernel.env."""
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.lstrip().startswith("#"):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def kernel_release(suite: str | None = None, cache: str | None = None) -> str:
+    """KVER of the suite's cached distro kernel; NotFetched when there is none."""
+    env = paths.kernel_env(suite, cache, "distro")
+    kver = read_env(env).get("KVER", "") if env.is_file() else ""
+    if not kver:
+        raise NotFetched(
+            f"no {paths.kernel_suite(suite)} kernel in {env.parent}: run make kernel first"
+        )
+    return kver
+
+
+def series(kver: str) -> str:
+    """``6.1`` of ``6.1.0-57-amd64``: the X.Y of the linux-source-X.Y package."""
+    m = re.match(r"(\d+\.\d+)", kver)
+    if not m:
+        raise SymbolsError(f"cannot tell the kernel series of {kver!r}")
+    return m.group(1)
+
+
+_BANNER = re.compile(rb"Linux version (\S+) \([^\n]{0,400}? Debian (\S+) \(")
+
+
+def banner_version(image: Path, kver: str) -> str | None:
+    """The Debian version in an uncompressed kernel's ``Linux version KVER ...
+    Debian V (date)`` banner, or None (no such file, or no banner)."""
+    try:
+        with image.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            for found in _BANNER.finditer(m):  # type: ignore[call-overload]
+                if found.group(1).decode() == kver:
+                    return str(found.group(2).decode())
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def apt_opts(suite: str | None = None, cache: str | None = None) -> list[str]:
+    """The apt-get options of the suite's private apt state (scripts/apt-private.py,
+    made by scripts/kernel.sh; made here if it is missing)."""
+    state = paths.kernel_dir(suite, cache) / "apt"
+    opts = state / "apt-opts"
+    if not opts.is_file():
+        script = paths.REPO_ROOT / "scripts" / "apt-private.py"
+        r = subprocess.run(
+            [sys.executable, str(script), str(state), paths.kernel_suite(suite)],
+            stdout=subprocess.DEVNULL,
+        )
+        if r.returncode or not opts.is_file():
+            raise SymbolsError(f"cannot set up the private apt state in {state}")
+    return opts.read_text().split()
+
+
+def _apt_env() -> dict[str, str]:
+    return {**os.environ, "LC_ALL": "C"}
+
+
+def apt_update(opts: list[str], log: Path) -> None:
+    """``apt-get update`` on the private state, as scripts/kernel.sh does."""
+    with log.open("w") as out:
+        r = subprocess.run(
+            ["apt-get", *opts, "-q", "update"], stdout=out, stderr=out, env=_apt_env()
+        )
+    if r.returncode:
+        raise SymbolsError(f"cannot reach the archive (apt-get update failed: see {log})")
+
+
+def candidate_version(opts: list[str], package: str) -> str | None:
+    """apt's candidate version of ``package`` in the private state, or None."""
+    r = subprocess.run(
+        ["apt-cache", *opts, "show", "--no-all-versions", package],
+        capture_output=True,
+        text=True,
+        env=_apt_env(),
+    )
+    m = re.search(r"^Version: (\S+)", r.stdout, re.M)
+    return m.group(1) if r.returncode == 0 and m else None
+
+
+_URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) (?P<hash>\S+)")
+
+
+def parse_print_uris(text: str) -> list[Package]:
+    """The packages of ``apt-get download --print-uris`` output:
+    ``'URI' NAME_VERSION_ARCH.deb SIZE SHA256:HEX`` lines."""
+    out = []
+    for line in text.splitlines():
+        m = _URI_LINE.match(line)
+        if not m:
+            continue
+        filename = m["file"]
+        name, _, rest = filename.partition("_")
+        version = urllib.parse.unquote(rest.rpartition("_")[0])  # the epoch is %3a
+        algo, _, digest = m["hash"].partition(":")
+        if algo.upper() != "SHA256" or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise SymbolsError(f"apt gave no SHA256 for {filename}: {m['hash']}")
+        out.append(Package(name, version, m["uri"], int(m["size"]), digest, filename))
+    return out
+
+
+def query_packages(specs: list[str], opts: list[str]) -> list[Package]:
+    """URI, size and SHA256 of each ``NAME[=VERSION]`` in ``specs``, in that order
+    (the apt lists as they are: no update)."""
+    r = subprocess.run(
+        ["apt-get", *opts, "-q", "download", "--print-uris", *specs],
+        capture_output=True,
+        text=True,
+        env=_apt_env(),
+    )
+    if r.returncode:
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        raise SymbolsError(lines[-1] if lines else f"apt-get exited with {r.returncode}")
+    found = {p.name: p for p in parse_print_uris(r.stdout)}
+    names = [s.partition("=")[0] for s in specs]
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise SymbolsError(f"apt named no .deb for {', '.join(missing)}")
+    return [found[n] for n in names]
+
+
+def resolve_packages(
+    specs: list[str], suite: str | None = None, cache: str | None = None
+) -> list[Package]:
+    """query_packages on the suite's private apt state, after an ``apt-get update``
+    when the lists as they are do not have them."""
+    opts = apt_opts(suite, cache)
+    try:
+        return query_packages(specs, opts)
+    except SymbolsError:
+        pass
+    state = paths.kernel_dir(suite, cache) / "apt"
+    print(f"{PROG}: refreshing the package lists ({state})", file=sys.stderr)
+    apt_update(opts, state / "update.log")
+    try:
+        return query_packages(specs, opts)
+    except SymbolsError as exc:
+        raise SymbolsError(
+            f"the archive has no {' '.join(specs)} ({exc}); if the cached kernel is no "
+            "longer the archive's, BARMAP_REFRESH=1 make kernel fetches the current one"
+        ) from None
+
+
+def kernel_version(suite: str | None = None, cache: str | None = None) -> str | None:
+    """The Debian version of the cached kernel: from its banner in the cached
+    uncompressed vmlinux (what is booted), else apt's candidate of its image."""
+    env_file = paths.kernel_env(suite, cache, "distro")
+    env = read_env(env_file)
+    kver = env.get("KVER", "")
+    if env.get("VMLINUX"):
+        version = banner_version(Path(env["VMLINUX"]), kver)
+        if version:
+            return version
+    return candidate_version(apt_opts(suite, cache), f"linux-image-{kver}")
+
+
+# ---------------------------------------------------------------------------
+# Download (resumable) and extraction: given the URI, size and hash directly
+
+
+class Progress:
+    """Percent, MB and MB/s of a download on a stream: one line rewritten with \\r
+    on a terminal, else a line at most every ``interval`` seconds (2)."""
+
+    def __init__(
+        self,
+        label: str,
+        total: int,
+        stream: IO[str] | None = None,
+        *,
+        interval: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.label = label
+        self.total = total
+        self.stream: IO[str] = stream if stream is not None else sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.tty = bool(isatty and isatty())
+        self.interval = interval if interval is not None else (0.25 if self.tty else 2.0)
+        self.clock = clock
+        self.width = 0
+        self.begin(0)
+
+    def begin(self, done: int) -> None:
+        """Count the rate from here (bytes already on disk are not this run's)."""
+        self.t0 = self.clock()
+        self.base = done
+        self.done = done
+        self.last = float("-inf")
+
+    def line(self) -> str:
+        elapsed = max(self.clock() - self.t0, 1e-6)
+        rate = (self.done - self.base) / elapsed / 1e6
+        pct = 100.0 * self.done / self.total if self.total else 100.0
+        return (
+            f"{self.label}: {pct:3.0f}% {self.done / 1e6:.0f}/{self.total / 1e6:.0f} MB"
+            f" {rate:.1f} MB/s"
+        )
+
+    def update(self, done: int, *, force: bool = False) -> None:
+        self.done = done
+        now = self.clock()
+        if not force and now - self.last < self.interval:
+            return
+        self.last = now
+        text = self.line()
+        if self.tty:
+            self.stream.write("\r" + text.ljust(self.width))
+            self.width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self.update(self.done, force=True)
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.width = 0
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+
+
+def _transfer(
+    pkg: Package, part: Path, have: int, progress: Progress, timeout: float, log: IO[str]
+) -> int:
+    """One HTTP request for the rest of ``part`` (all of it when ``have`` is 0);
+    returns how many bytes ``part`` holds after it (fewer than the size when the
+    connection ended early)."""
+    headers = {"User-Agent": "barmap-symbols"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(pkg.uri, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # what is here does not fit what is there
+            print(f"{PROG}: {pkg.deb}: the server refused to resume: restarting", file=log)
+            part.unlink()
+            return 0
+        raise SymbolsError(f"{pkg.uri}: HTTP {exc.code} {exc.reason}") from None
+    with response:
+        start = 0
+        if have and response.status == 206:
+            m = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            start = int(m.group(1)) if m else -1
+            if start != have:
+                print(f"{PROG}: {pkg.deb}: the server resumed at {start}: restarting", file=log)
+                part.unlink()
+                return 0
+        elif have:
+            print(f"{PROG}: {pkg.deb}: the server ignores Range: restarting", file=log)
+            progress.begin(0)
+        done = start
+        with part.open("r+b" if start else "wb") as f:
+            f.seek(start)
+            f.truncate()
+            while True:
+                chunk = response.read(CHUNK)
+                if not chunk:
+                    break
+                done += len(chunk)
+                if done > pkg.size:
+                    f.close()
+                    part.unlink()
+                    raise SymbolsError(
+                        f"{pkg.uri}: more than the {pkg.size} bytes the archive's index says"
+                    )
+                f.write(chunk)
+                progress.update(done)
+        return done
+
+
+def download(
+    pkg: Package,
+    dest: Path,
+    *,
+    log: IO[str] | None = None,
+    timeout: float = 60.0,
+    attempts: int = 5,
+    retry_delay: float = 2.0,
+) -> Path:
+    """``dest/NAME.deb``, checked against the SHA256: downloaded into
+    ``dest/NAME.deb.part``, continued from what a previous run left there."""
+    out: IO[str] = log if log is not None else sys.stderr
+    scheme = urllib.parse.urlsplit(pkg.uri).scheme
+    if scheme not in ("http", "https"):
+        raise SymbolsError(f"{pkg.uri}: cannot download a {scheme}: URI")
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest / pkg.deb
+    part = dest / (pkg.deb + ".part")
+    if final.is_file() and not part.exists():  # a run stopped after the download
+        final.rename(part)
+    have = part.stat().st_size if part.is_file() else 0
+    if have > pkg.size:
+        part.unlink()
+        have = 0
+    if have:
+        print(f"{PROG}: {pkg.deb}: resuming at {mb(have)} of {mb(pkg.size)}", file=out)
+    progress = Progress(pkg.name, pkg.size, out)
+    progress.begin(have)
+    stalled = 0
+    while have < pkg.size:
+        before = have
+        try:
+            have = _transfer(pkg, part, have, progress, timeout, out)
+        except (OSError, http.client.HTTPException) as exc:  # URLError, resets, timeouts
+            have = part.stat().st_size if part.is_file() else 0
+            reason: object = getattr(exc, "reason", None) or exc
+            why = f"{type(exc).__name__}: {reason}"
+        else:
+            why = "the connection ended early"
+        if have >= pkg.size:
+            break
+        stalled = 0 if have > before else stalled + 1
+        if stalled >= attempts:
+            progress.finish()
+            raise SymbolsError(
+                f"{pkg.uri}: {why}; {mb(have)} of {mb(pkg.size)} kept in {part}: "
+                "run again to resume"
+            )
+        time.sleep(retry_delay * stalled)
+    progress.finish()
+    print(f"{PROG}: {pkg.deb}: checking its SHA256", file=out)
+    digest = sha256_of(part)
+    if digest != pkg.sha256:
+        part.unlink()
+        raise SymbolsError(
+            f"{pkg.deb}: SHA256 mismatch (got {digest}, the archive's index says "
+            f"{pkg.sha256}): deleted it, run again to download it anew"
+        )
+    os.replace(part, final)
+    return final
+
+
+def _tar_from_deb(deb: Path, into: Path, members: list[str], *, wildcards: bool = False) -> None:
+    """``dpkg-deb --fsys-tarfile DEB | tar -x -C INTO MEMBER...``: only those files.
+    tar stops at the first occurrence, so dpkg-deb may die of the closed pipe:
+    tar's status and the files decide."""
+    flags = ["--wildcards"] if wildcards else []
+    with tempfile.TemporaryFile("w+") as dpkg_err:
+        dpkg = subprocess.Popen(
+            ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=dpkg_err
+        )
+        assert dpkg.stdout is not None
+        tar = subprocess.run(
+            ["tar", "-x", "--occurrence=1", *flags, "-C", str(into), *members],
+            stdin=dpkg.stdout,
+            capture_output=True,
+            text=True,
+        )
+        dpkg.stdout.close()
+        dpkg.wait()
+        dpkg_err.seek(0)
+        err = dpkg_err.read().strip()
+    if tar.returncode:
+        why = (tar.stderr.strip() or err).splitlines()
+        raise SymbolsError(f"{deb}: cannot extract {' '.join(members)}: {' '.join(why[-2:])}")
+
+
+def extract_vmlinux(deb: Path, kver: str, out: Path) -> Path:
+    """Only ``./usr/lib/debug/boot/vmlinux-KVER`` of ``deb``, as ``out``."""
+    member = DEBUG_VMLINUX.format(kver=kver)
+    tmp = out.parent / f".{out.name}.extract"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        _tar_from_deb(deb, tmp, [member])
+        got = tmp / member
+        if not got.is_file():
+            raise SymbolsError(f"{deb} has no {member}")
+        os.replace(got, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def extract_source(deb: Path, kver: str, out: Path, stamp: str) -> Path:
+    """The ``linux-source-X.Y.tar.xz`` inside ``deb`` unpacked as the tree ``out``
+    (its top directory stripped), with ``stamp`` in ``out/.barmap-source``."""
+    member = SOURCE_TARBALL.format(series=series(kver))
+    tmp = out.parent / f".{out.name}.extract"
+    new = out.parent / f".{out.name}.new"
+    for d in (tmp, new):
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+    try:
+        _tar_from_deb(deb, tmp, [member])
+        tarball = tmp / member
+        if not tarball.is_file():
+            raise SymbolsError(f"{deb} has no {member}")
+        r = subprocess.run(
+            ["tar", "-xJf", str(tarball), "-C", str(new), "--strip-components=1"],
+            capture_output=True,
+            text=True,
+        )
+        if r.returncode:
+            raise SymbolsError(f"{tarball}: {r.stderr.strip().splitlines()[-1:]}")
+        (new / SOURCE_STAMP).write_text(stamp + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(new, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(new, ignore_errors=True)
+    return out
+
+
+@contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """One fetch at a time per symbols directory (both would write the same .part)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise SymbolsError(f"another {PROG} is fetching into {directory}") from None
+        yield
+
+
+def _drop_stale_parts(dl: Path, pkg: Package) -> None:
+    """Partial downloads of other versions of ``pkg``'s kind (an older kernel's)."""
+    kind = "linux-image-*-dbg" if pkg.name.endswith("-dbg") else "linux-source-*"
+    for old in dl.glob(f"{kind}_*.deb*"):
+        if old.name not in (pkg.deb, pkg.deb + ".part"):
+            old.unlink()
+
+
+def _check_space(directory: Path, pkg: Package, unpacked: float) -> None:
+    part = directory / "dl" / (pkg.deb + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    need = pkg.size - have + unpacked
+    free = shutil.disk_usage(directory).free
+    if free < need:
+        raise SymbolsError(f"{directory}: {mb(free)} free, {pkg.name} needs about {mb(need)}")
+
+
+def fetch_vmlinux(
+    pkg: Package,
+    kver: str,
+    directory: Path,
+    *,
+    log: IO[str] | None = None,
+    timeout: float = 60.0,
+    retry_delay: float = 2.0,
+) -> Path:
+    """``directory/vmlinux-KVER`` from the -dbg package ``pkg`` (downloaded into
+    ``directory/dl``, deleted once the vmlinux is out); at once when it is there.
+    Older kernels' vmlinux files in ``directory`` are removed."""
+    out = directory / f"vmlinux-{kver}"
+    if out.is_file():
+        return out
+    with locked(directory):
+        _check_space(directory, pkg, VMLINUX_SHARE * pkg.size)
+        _drop_stale_parts(directory / "dl", pkg)
+        deb = download(pkg, directory / "dl", log=log, timeout=timeout, retry_delay=retry_delay)
+        print(f"{PROG}: extracting vmlinux-{kver} from {deb.name}", file=log or sys.stderr)
+        extract_vmlinux(deb, kver, out)
+        deb.unlink()
+        for old in directory.glob("vmlinux-*"):
+            if old != out:
+                old.unlink()
+    return out
+
+
+def fetch_source(
+    pkg: Package,
+    kver: str,
+    directory: Path,
+    *,
+    log: IO[str] | None = None,
+    timeout: float = 60.0,
+    retry_delay: float = 2.0,
+) -> Path:
+    """``directory/src``: the tree of the linux-source package ``pkg``."""
+    out = directory / "src"
+    stamp = f"{pkg.name} {pkg.version} {kver}"
+    if _stamp(out) == stamp:
+        return out
+    with locked(directory):
+        _check_space(directory, pkg, SOURCE_GROWTH * pkg.size)
+        _drop_stale_parts(directory / "dl", pkg)
+        deb = download(pkg, directory / "dl", log=log, timeout=timeout, retry_delay=retry_delay)
+        print(f"{PROG}: unpacking the source from {deb.name}", file=log or sys.stderr)
+        extract_source(deb, kver, out, stamp)
+        deb.unlink()
+    return out
+
+
+def _stamp(src: Path) -> str:
+    try:
+        return (src / SOURCE_STAMP).read_text().strip()
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------
+# What the harness asks (barmap debug)
+
+
+def symbols_dir(suite: str | None = None, cache: str | None = None) -> Path:
+    return paths.kernel_dir(suite, cache) / "symbols"
+
+
+def _debug_kdir(suite: str | None, cache: str | None) -> Path | None:
+    env = paths.kernel_env(suite, cache, "debug")
+    kdir = read_env(env).get("KDIR", "") if env.is_file() else ""
+    return Path(kdir) if kdir else None
+
+
+def symbols_vmlinux(
+    suite: str | None = None, cache: str | None = None, flavor: str | None = None
+) -> Path | None:
+    """The guest kernel's vmlinux with DWARF, if it is here: the distro kernel's
+    from ``make symbols``, the debug flavor's from its build; else None."""
+    if paths.kernel_flavor(flavor) == "debug":
+        kdir = _debug_kdir(suite, cache)
+        path = kdir / "vmlinux" if kdir else None
+    else:
+        try:
+            kver = kernel_release(suite, cache)
+        except NotFetched:
+            return None
+        path = symbols_dir(suite, cache) / f"vmlinux-{kver}"
+    return path if path is not None and path.is_file() else None
+
+
+def source_dir(
+    suite: str | None = None, cache: str | None = None, flavor: str | None = None
+) -> Path | None:
+    """The guest kernel's source tree, if it is here (``make symbols SOURCE=1``; the
+    debug flavor's is the one it is built from); else None."""
+    if paths.kernel_flavor(flavor) == "debug":
+        kdir = _debug_kdir(suite, cache)
+        src = (kdir / "source").resolve() if kdir else None
+        return src if src is not None and src.is_dir() else None
+    try:
+        kver = kernel_release(suite, cache)
+    except NotFetched:
+        return None
+    src = symbols_dir(suite, cache) / "src"
+    return src if _stamp(src).endswith(f" {kver}") else None
+
+
+# ---------------------------------------------------------------------------
+
+
+def fetch(
+    suite: str | None = None,
+    cache: str | None = None,
+    *,
+    source: bool = False,
+    log: IO[str] | None = None,
+) -> list[Path]:
+    """What ``symbols.py`` does: the vmlinux (and the source tree), fetched if needed."""
+    out = log if log is not None else sys.stderr
+    kver = kernel_release(suite, cache)
+    directory = symbols_dir(suite, cache)
+    vmlinux = symbols_vmlinux(suite, cache, "distro")
+    src = source_dir(suite, cache, "distro") if source else None
+    if vmlinux and (src or not source):
+        return [vmlinux, *([src] if src else [])]
+    version = kernel_version(suite, cache)
+    pin = f"={version}" if version else ""
+    specs = []
+    if vmlinux is None:
+        specs.append(f"linux-image-{kver}-dbg{pin}")
+    if source and src is None:
+        specs.append(f"linux-source-{series(kver)}{pin}")
+    pkgs = resolve_packages(specs, suite, cache)
+    for pkg in pkgs:
+        keeps = (
+            f"keeps vmlinux (~{mb(VMLINUX_SHARE * pkg.size)})"
+            if pkg.name.endswith("-dbg")
+            else f"unpacks the source (~{mb(SOURCE_GROWTH * pkg.size)})"
+        )
+        part = directory / "dl" / (pkg.deb + ".part")
+        here = part.stat().st_size if part.is_file() else 0
+        already = f" ({mb(here)} of it already here)" if here else ""
+        print(f"{pkg.name}: {mb(pkg.size)} to download{already}, {keeps}", file=out)
+    result = []
+    for pkg in pkgs:
+        if pkg.name.endswith("-dbg"):
+            start = time.monotonic()
+            vmlinux = fetch_vmlinux(pkg, kver, directory, log=out)
+            took = time.monotonic() - start
+            size = vmlinux.stat().st_size
+            print(f"{PROG}: {vmlinux.name}: {mb(size)}, in {took:.0f} s", file=out)
+        else:
+            src = fetch_source(pkg, kver, directory, log=out)
+    if vmlinux:
+        result.append(vmlinux)
+    if source and src:
+        result.append(src)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    p.add_argument("--suite", help=f"one of {', '.join(paths.SUITES)} (default: the kernel's)")
+    p.add_argument("--cache", help="the cache directory (default $BARMAP_CACHE)")
+    p.add_argument("--source", action="store_true", help="the kernel source too, for gdb")
+    args = p.parse_args(argv)
+    suite, cache = args.suite or None, args.cache or None
+    try:
+        if paths.kernel_flavor() == "debug":
+            found = symbols_vmlinux(suite, cache, "debug")
+            if found is None:
+                print(f"{PROG}: no debug kernel built: run make kernel first", file=sys.stderr)
+                return 2
+            print(f"{PROG}: the debug kernel is built here with its symbols", file=sys.stderr)
+            src = source_dir(suite, cache, "debug") if args.source else None
+            print("\n".join(str(x) for x in (found, src) if x))
+            return 0
+        result = fetch(suite, cache, source=args.source)
+    except NotFetched as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 2
+    except (SymbolsError, ValueError, OSError) as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\n{PROG}: interrupted: run again to resume the download", file=sys.stderr)
+        return 130
+    print("\n".join(str(x) for x in result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
