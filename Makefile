@@ -57,7 +57,7 @@ export BARMAP_KERNEL := $(abspath $(KERNEL))
 endif
 
 .PHONY: all deps venv qemu kernel driver image demo test test-device test-guest test-unit \
-	bench fuzz lint clean
+	bench fuzz lint clean symbols
 
 all: qemu image venv
 
@@ -79,6 +79,13 @@ kernel: deps
 ifeq ($(KDIR),)
 	scripts/kernel.sh $(KERNEL_SUITE) $(KERNEL_FLAVOR)
 endif
+
+# The guest kernel's debug symbols for gdb (barmap debug), on request only, never in
+# `make test`: the vmlinux of linux-image-KVER-dbg (an ~860 MB download, ~630 MB kept) in
+# the kernel cache's symbols/, resumed if interrupted; SOURCE=1 adds the kernel source.
+symbols: kernel venv
+	$(VPY) harness/barmap/symbols.py --suite $(KERNEL_SUITE) \
+		$(if $(BARMAP_CACHE),--cache '$(BARMAP_CACHE)') $(if $(SOURCE),--source)
 
 # The module and the static guest tools, against the cached kernel's headers or KDIR=.
 # kbuild builds in guest-driver/; the products for this kernel are copied to $(OUT).

@@ -19,6 +19,7 @@ upload-artifact steps are reported, not run.  Prints each step's time and the to
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import re
 import shutil
@@ -29,14 +30,31 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 TOP = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TOP / "harness"))
-from barmap.paths import cache_dir  # noqa: E402
+try:
+    import yaml
+except ImportError:  # a Python without PyYAML: the project's venv has it (yamllint's)
+    venv = TOP / ".venv/bin/python"
+    if venv.is_file() and Path(sys.executable).resolve() != venv.resolve():
+        os.execv(str(venv), [str(venv), *sys.argv])
+    sys.exit("ci-local: needs PyYAML: `make venv` or `scripts/deps.sh ci-local` (python3-yaml)")
+
+
+def _paths() -> Any:
+    """harness/barmap/paths.py on its own (standard library only: no venv needed)."""
+    spec = importlib.util.spec_from_file_location("barmap_paths", TOP / "harness/barmap/paths.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cache_dir = _paths().cache_dir
 
 EXPR = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOST_CA = "/etc/ssl/ci-local-host-ca.crt"  # Root.trust_the_hosts_network
+NETWORK_ENV = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 WORKSPACE = "/__w/barmap/barmap"  # where a container job's checkout lands
 TEMP = "/__w/_temp"
 
@@ -136,6 +154,7 @@ class Root:
         self.refresh = refresh
         self.path = Path(tempfile.mkdtemp(prefix=f"barmap-ci-{release}-", dir="/var/tmp"))
         self.mounts: list[Path] = []
+        self.network_env: dict[str, str] = {}
 
     def make_tarball(self) -> None:
         if self.tarball.is_file() and not self.refresh:
@@ -154,10 +173,31 @@ class Root:
         self.make_tarball()
         subprocess.run(["tar", "-xf", str(self.tarball), "-C", str(self.path)], check=True)
         shutil.copy("/etc/resolv.conf", self.path / "etc/resolv.conf")
+        self.trust_the_hosts_network()
         for src, opts in (("/proc", ["--bind"]), ("/sys", ["--rbind"]), ("/dev", ["--rbind"])):
             self.mount(Path(src), self.path / src.lstrip("/"), opts)
         self.cache.mkdir(parents=True, exist_ok=True)
         return self
+
+    def trust_the_hosts_network(self) -> None:
+        """The certificate authorities this host trusts, for the root's TLS clients (pip).
+
+        A runner reaches the package indexes directly; this host may reach them
+        through a proxy whose authority only its own bundle holds.  The bundle goes
+        to HOST_CA in the root (NETWORK_ENV points pip, requests and OpenSSL at it)
+        and the host's own authorities to the root's local ones, so a
+        ca-certificates the job installs keeps them.  Nothing else of the host's.
+        """
+        bundle = Path(os.environ.get("SSL_CERT_FILE") or "/etc/ssl/certs/ca-certificates.crt")
+        if not bundle.is_file():
+            return
+        dest = self.path / HOST_CA.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(bundle, dest)
+        local = Path("/usr/local/share/ca-certificates")
+        if local.is_dir():
+            shutil.copytree(local, self.path / str(local).lstrip("/"), dirs_exist_ok=True)
+        self.network_env = {name: HOST_CA for name in NETWORK_ENV}
 
     def mount(self, src: Path, dest: Path, opts: list[str]) -> None:
         dest.mkdir(parents=True, exist_ok=True)
@@ -211,7 +251,8 @@ def run_steps(root: Root, ctx: Context, steps: list[dict[str, Any]], env: dict[s
         for f in files.values():
             f.parent.mkdir(parents=True, exist_ok=True)
             f.write_text("")
-        step_env = {**env, **{k: ctx.sub(v) for k, v in (step.get("env") or {}).items()}}
+        step_env = {**root.network_env, **env}
+        step_env.update({k: ctx.sub(v) for k, v in (step.get("env") or {}).items()})
         step_env.update({k: "/" + str(f.relative_to(root.path)) for k, f in files.items()})
         script = "set -eo pipefail\n" + ctx.sub(step["run"])
         cwd = ctx.sub(step.get("working-directory", WORKSPACE))

@@ -39,7 +39,7 @@ for group in "$@"; do
 	fuzz) pkgs+=(clang-14 libclang-rt-14-dev llvm-14) ;;
 	kernel-debug) pkgs+=(bc libelf-dev libssl-dev kmod) ;;
 	# scripts/ci-local.py: the pipeline's jobs in a fresh Debian root
-	ci-local) pkgs+=(mmdebstrap git) ;;
+	ci-local) pkgs+=(mmdebstrap git python3-yaml) ;;
 	*) echo "barmap deps: unknown group '$group' (fuzz, kernel-debug, ci-local)" >&2; exit 2 ;;
 	esac
 done

@@ -46,7 +46,7 @@ from typing import IO
 try:
     from barmap import paths
 except ImportError:  # run as a script, before the venv exists: the sibling module
-    import paths  # type: ignore[no-redef]
+    import paths  # type: ignore[no-redef,import-not-found]
 
 PROG = "symbols.py"
 DEBUG_VMLINUX = "./usr/lib/debug/boot/vmlinux-{kver}"
@@ -85,7 +85,7 @@ class Package:
 
 
 def mb(n: float) -> str:
-    return f"{n / 1e6:.0f} MB"
+    return f"{n / 1e6:.0f} MB" if n >= 10e6 or n == 0 else f"{n / 1e6:.1f} MB"
 
 
 # ---------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def banner_version(image: Path, kver: str) -> str | None:
     Debian V (date)`` banner, or None (no such file, or no banner)."""
     try:
         with image.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-            for found in _BANNER.finditer(m):  # type: ignore[call-overload]
+            for found in _BANNER.finditer(m):
                 if found.group(1).decode() == kver:
                     return str(found.group(2).decode())
     except (OSError, ValueError):
@@ -348,7 +348,10 @@ def _transfer(
             print(f"{PROG}: {pkg.deb}: the server refused to resume: restarting", file=log)
             part.unlink()
             return 0
-        raise SymbolsError(f"{pkg.uri}: HTTP {exc.code} {exc.reason}") from None
+        if exc.code >= 500:  # the server's trouble, maybe passing: retried
+            raise
+        gone = " (BARMAP_REFRESH=1 make kernel: a newer kernel?)" if exc.code == 404 else ""
+        raise SymbolsError(f"{pkg.uri}: HTTP {exc.code} {exc.reason}{gone}") from None
     with response:
         start = 0
         if have and response.status == 206:
@@ -443,18 +446,17 @@ def download(
     return final
 
 
-def _tar_from_deb(deb: Path, into: Path, members: list[str], *, wildcards: bool = False) -> None:
+def _tar_from_deb(deb: Path, into: Path, members: list[str]) -> None:
     """``dpkg-deb --fsys-tarfile DEB | tar -x -C INTO MEMBER...``: only those files.
     tar stops at the first occurrence, so dpkg-deb may die of the closed pipe:
     tar's status and the files decide."""
-    flags = ["--wildcards"] if wildcards else []
     with tempfile.TemporaryFile("w+") as dpkg_err:
         dpkg = subprocess.Popen(
             ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE, stderr=dpkg_err
         )
         assert dpkg.stdout is not None
         tar = subprocess.run(
-            ["tar", "-x", "--occurrence=1", *flags, "-C", str(into), *members],
+            ["tar", "-x", "--occurrence=1", "-C", str(into), *members],
             stdin=dpkg.stdout,
             capture_output=True,
             text=True,
@@ -651,6 +653,36 @@ def source_dir(
     return src if _stamp(src).endswith(f" {kver}") else None
 
 
+_PREFIX = re.compile(rb"(/[\x21-\x7e]{1,200}?)/debian/build/build_")
+
+
+def source_prefix(vmlinux: Path) -> str | None:
+    """The source root a Debian vmlinux's DWARF names in absolute paths (its
+    assembler files: ``/build/reproducible-path/linux-6.1.192/arch/...``; the C
+    files are named relative to the root, found through gdb's ``directory``)."""
+    try:
+        with vmlinux.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            found = _PREFIX.search(m)
+            return found.group(1).decode() if found else None  # while m is open
+    except (OSError, ValueError):
+        return None
+
+
+def gdb_source_commands(
+    suite: str | None = None, cache: str | None = None, flavor: str | None = None
+) -> list[str]:
+    """The gdb commands that show the guest kernel's source (none when it is not here)."""
+    src = source_dir(suite, cache, flavor)
+    if src is None:
+        return []
+    commands = [f"directory {src}"]
+    vmlinux = symbols_vmlinux(suite, cache, flavor)
+    prefix = source_prefix(vmlinux) if vmlinux and paths.kernel_flavor(flavor) != "debug" else None
+    if prefix:
+        commands.append(f"set substitute-path {prefix} {src}")
+    return commands
+
+
 # ---------------------------------------------------------------------------
 
 
@@ -706,7 +738,9 @@ def fetch(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    p.add_argument("--suite", help=f"one of {', '.join(paths.SUITES)} (default: the kernel's)")
+    p.add_argument(
+        "--suite", choices=paths.SUITES, help=f"the kernel's suite (default {paths.kernel_suite()})"
+    )
     p.add_argument("--cache", help="the cache directory (default $BARMAP_CACHE)")
     p.add_argument("--source", action="store_true", help="the kernel source too, for gdb")
     args = p.parse_args(argv)
@@ -731,6 +765,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\n{PROG}: interrupted: run again to resume the download", file=sys.stderr)
         return 130
+    if args.source:
+        for command in gdb_source_commands(suite, cache, "distro"):
+            print(f"{PROG}: gdb: {command}", file=sys.stderr)
     print("\n".join(str(x) for x in result))
     return 0
 
