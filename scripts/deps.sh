@@ -31,6 +31,8 @@ pkgs=(
 	# kernel module checks (C=1), shell script checks (make lint), the harness's venv,
 	# interactive debugging
 	sparse shellcheck python3-venv gdb tmux
+	# the guest's SSH: per-run keys (ssh-keygen) and `barmap ssh` sessions
+	openssh-client
 )
 for group in "$@"; do
 	case $group in

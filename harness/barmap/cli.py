@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from barmap import checks
-from barmap.artifacts import BOOTS, find_artifacts
+from barmap import checks, paths
+from barmap.artifacts import BOOTS, find_artifacts, read_env_file
 from barmap.config import ACCELS, MachineConfig
 from barmap.errors import BarmapError, MachineError
 from barmap.machine import Machine
@@ -67,6 +67,18 @@ def _add_vm_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--log-dir", type=Path, help="where to keep the console log")
 
 
+def _add_session_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("session")
+    g.add_argument("--name", help="the session's name for `barmap monitor` (default: COMMAND-PID)")
+    g.add_argument(
+        "--trace",
+        action="append",
+        metavar="PATTERN",
+        help="QEMU trace events to show beside the console and keep in the log "
+        "directory's trace.log (repeatable; e.g. 'barmap_*')",
+    )
+
+
 def _config(args: argparse.Namespace, **overrides: object) -> MachineConfig:
     art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, args.boot)
     art.check()
@@ -114,19 +126,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
-    from barmap.interactive import attach
+    from barmap import debug as dbg
+    from barmap.interactive import KEYS_HELP, attach
 
-    overrides: dict[str, object] = {}
+    name = args.name or f"{'debug' if debug else 'run'}-{os.getpid()}"
+    if debug and args.tmux:
+        return dbg.in_tmux(sys.argv[1:] if args.argv is None else args.argv, name)
+    breaks = tuple(getattr(args, "breaks", None) or ())
+    if debug and getattr(args, "symbols", False):
+        from barmap.symbols import fetch
+
+        fetch(args.suite)
+    paused = debug and not (args.load or breaks)
+    overrides: dict[str, object] = {"hmp_socket": True, "trace": tuple(args.trace or ())}
     if debug:
-        overrides.update(gdb_port=args.gdb_port, boot_timeout=24 * 3600.0)
+        overrides["gdb_port"] = args.gdb_port
+    if paused:
+        overrides["boot_timeout"] = 24 * 3600.0
     config = _config(args, **overrides)
     log_dir = args.log_dir or _log_dir("debug" if debug else "run")
     vm = Machine(config, log_dir=log_dir)
+    script: Path | None = None
     try:
-        if debug:
+        if paused:
             vm.start(paused=True)
-            release = find_artifacts(args.suite).kernel_release
-            print(_gdb_hint(release, args.gdb_port), file=sys.stderr)
+            dbg.register(vm, name, log_dir, "debug")
+            script = dbg.paused_script(args, log_dir)
+            print(_gdb_hint(script, args.gdb_port, paused=True), file=sys.stderr)
+            _announce(args, script)
             print(
                 "barmap: the guest is stopped at its first instruction; `continue` in gdb "
                 "(or press Enter here) to run it",
@@ -137,32 +164,74 @@ def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
             if vm.qmp.cmd("query-status")["status"] != "running":
                 vm.qmp.cmd("cont")
             vm.wait_boot(quiet_shell=False)
+        elif debug:
+            vm.start()
+            dbg.register(vm, name, log_dir, "debug")
+            kenv = paths.kernel_env(args.suite)
+            vmlinux = read_env_file(kenv).get("VMLINUX", "") if kenv.is_file() else ""
+            args.breaks = list(breaks)
+            args.driver_ko = args.driver_ko or paths.build_dir(args.suite) / "barmap.ko"
+            script = dbg.prepare(vm, args, log_dir, vmlinux)
+            vm.console.send("stty echo\n")
+            print(_gdb_hint(script, args.gdb_port, paused=False, deferred=bool(breaks)),
+                  file=sys.stderr)  # fmt: skip
+            _announce(args, script)
         else:
             vm.start(quiet_shell=False)
-        if args.load:
-            vm.console.send(f"insmod {checks.MODULE_PATH}\n")
+            dbg.register(vm, name, log_dir, "run")
+            if args.load:
+                vm.console.send(f"insmod {checks.MODULE_PATH}\n")
+        traced = f"; trace events of {', '.join(config.trace)} shown" if config.trace else ""
         attach(
             vm,
             banner=f"barmap: serial console ({vm.accel}, booted in "
-            f"{vm.boot_seconds:.1f} s); Ctrl-] quits; log {vm.console_log}",
+            f"{vm.boot_seconds:.1f} s); Ctrl-] quits; session {name} "
+            f"(barmap monitor {name}){traced}; log {vm.console_log}\r\n{KEYS_HELP.rstrip()}",
+            trace=vm.trace_log if config.trace else None,
         )
     finally:
         vm.shutdown()
     return 0
 
 
-def _gdb_hint(kernel_release: str, port: int) -> str:
-    """The gdb command line; with Debian's debug symbols when linux-image-*-dbg is installed."""
-    vmlinux = Path(f"/usr/lib/debug/boot/vmlinux-{kernel_release}")
-    if kernel_release and vmlinux.is_file():
-        target, note = str(vmlinux), ""
+def _announce(args: argparse.Namespace, script: Path) -> None:
+    """Tell a waiting tmux pane where the gdb script is (``--announce-script``)."""
+    if getattr(args, "announce_script", None):
+        tmp = Path(args.announce_script).with_suffix(".tmp")
+        tmp.write_text(str(script))
+        tmp.replace(args.announce_script)
+
+
+def _gdb_hint(script: Path, port: int, *, paused: bool, deferred: bool = False) -> str:
+    """How to attach: one gdb command, and what the script does."""
+    from barmap.debug import gdb_command
+
+    if paused:
+        then = "the guest waits at its first instruction"
+    elif deferred:
+        then = "the driver is loaded once gdb is attached, and the script continues"
     else:
-        target = "-ex 'set architecture i386:x86-64'"
-        note = "  (no vmlinux with debug symbols found: gdb runs without them)"
+        then = "gdb stops the guest when it attaches; `continue` runs it"
     return (
-        f"barmap: gdb stub on 127.0.0.1:{port}; attach with:\n  gdb {target} "
-        f"-ex 'target remote 127.0.0.1:{port}'{note}"
+        f"barmap: gdb stub on 127.0.0.1:{port} (the script: target remote 127.0.0.1:{port},"
+        f" symbols, breakpoints); attach with:\n  {gdb_command(script)}\n"
+        f"barmap: {then}"
     )
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from barmap import monitor
+
+    if args.list:
+        rows = [(s.name, s.command, str(s.qemu_pid), str(s.gdb_port or "-"), s.log_dir)
+                for s in monitor.sessions()]  # fmt: skip
+        print(table(("session", "command", "qemu pid", "gdb port", "log"), rows))
+        return 0
+    session = monitor.find_session(args.name)
+    if args.command:
+        return monitor.run_commands(session.hmp_socket, args.command)
+    print(f"barmap: QEMU monitor of {session.name}; Ctrl-D leaves", file=sys.stderr)
+    return monitor.interactive(session.hmp_socket)
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
@@ -285,6 +354,7 @@ def parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="an interactive serial shell in the guest (Ctrl-] quits)")
     _add_vm_options(r)
+    _add_session_options(r)
     r.add_argument("--load", action="store_true", help="insmod the barmap driver first")
     r.set_defaults(func=cmd_run)
 
@@ -295,11 +365,48 @@ def parser() -> argparse.ArgumentParser:
     sh.add_argument("command", nargs=argparse.REMAINDER, help="command to run in the guest")
     sh.set_defaults(func=cmd_ssh)
 
-    g = sub.add_parser("debug", help="like run, with the gdb stub and the guest stopped")
+    g = sub.add_parser(
+        "debug",
+        help="like run, with gdb's stub, the driver's symbols and breakpoints (docs/debugging.md)",
+    )
     _add_vm_options(g)
-    g.add_argument("--load", action="store_true", help="insmod the barmap driver first")
+    _add_session_options(g)
+    g.add_argument(
+        "--load",
+        action="store_true",
+        help="boot, insmod the driver and write a gdb script with its symbols (without "
+        "--load or --break the guest stops at its first instruction)",
+    )
+    g.add_argument(
+        "--break",
+        dest="breaks",
+        action="append",
+        metavar="FUNC",
+        help="a breakpoint (repeatable): the driver then loads once gdb is attached, so "
+        "its init and probe can be stopped in too",
+    )
     g.add_argument("--gdb-port", type=int, default=1234, help="gdb stub port (default 1234)")
-    g.set_defaults(func=lambda a: cmd_run(a, debug=True))
+    g.add_argument(
+        "--symbols",
+        action="store_true",
+        help="fetch the kernel's debug symbols first (make symbols: ~860 MB once)",
+    )
+    g.add_argument(
+        "--driver-ko", type=Path, help="the .ko with debug info (default: the built one)"
+    )
+    g.add_argument(
+        "--tmux", action="store_true", help="console, gdb and monitor in one tmux window"
+    )
+    g.add_argument("--announce-script", help=argparse.SUPPRESS)
+    g.set_defaults(func=lambda a: cmd_run(a, debug=True), argv=None)
+
+    mo = sub.add_parser("monitor", help="the QEMU monitor (HMP) of a running run/debug session")
+    mo.add_argument("name", nargs="?", help="the session (default: the only one running)")
+    mo.add_argument(
+        "-c", "--command", action="append", help="run this HMP command and exit (repeatable)"
+    )
+    mo.add_argument("--list", action="store_true", help="list the running sessions")
+    mo.set_defaults(func=cmd_monitor)
 
     be = sub.add_parser("bench", help="boot, snapshot-restore and bandwidth figures (JSON)")
     _add_vm_options(be)

@@ -66,6 +66,8 @@ def build_cmdline(
     ssh_port: int | None = None,
     initrd: Path | None = None,
     incoming: bool = False,
+    trace_log: Path | None = None,
+    hmp_socket: Path | None = None,
 ) -> list[str]:
     """Every argument QEMU gets; ``accel`` is the resolved one (``kvm`` or ``tcg``).
 
@@ -73,6 +75,8 @@ def build_cmdline(
     and console sockets, which are listening before it starts: no console byte
     is lost and no socket path is raced for.  ``initrd`` replaces the config's
     (the per-run overlay); ``incoming`` waits for a saved state (``-incoming defer``).
+    ``trace_log`` receives the config's trace events; ``hmp_socket`` is a human
+    monitor QEMU listens on (for ``barmap monitor``).
     """
     args = [str(config.qemu), "-name", "barmap", "-M", "pc", "-accel", accel]
     args += ["-cpu", "host" if accel == "kvm" else "max"]
@@ -94,6 +98,13 @@ def build_cmdline(
         ]
     if config.gdb_port is not None:
         args += ["-gdb", f"tcp:127.0.0.1:{config.gdb_port}"]
+    if config.trace and trace_log is not None:
+        for pattern in config.trace:
+            args += ["-trace", f"enable={pattern}"]
+        args += ["-D", str(trace_log)]
+    if hmp_socket is not None:
+        args += ["-chardev", f"socket,id=hmp,path={hmp_socket},server=on,wait=off"]
+        args += ["-mon", "chardev=hmp,mode=readline"]
     args += device_args(config)
     args += list(config.extra_args)
     if incoming:

@@ -50,6 +50,10 @@ class MachineConfig:
     extra_args: tuple[str, ...] = ()
     ssh: bool = False
     gdb_port: int | None = None
+    # QEMU trace event patterns (``-trace enable=barmap_*``); the events go to trace.log
+    trace: tuple[str, ...] = ()
+    # a second QEMU monitor, HMP on hmp.sock in the runtime directory (barmap monitor)
+    hmp_socket: bool = False
     pvpanic: bool = True
     boot_timeout: float = 120.0
     command_timeout: float = 60.0
@@ -60,6 +64,11 @@ class MachineConfig:
             raise ConfigError(f"accel must be one of {', '.join(ACCELS)}, not {self.accel!r}")
         if self.memory_mb < 128:
             raise ConfigError(f"memory_mb {self.memory_mb} is too small (at least 128)")
+        for pattern in self.trace:
+            if not pattern or any(c in pattern for c in ",= \n"):
+                raise ConfigError(
+                    f"trace pattern {pattern!r}: one event name or glob, like barmap_*"
+                )
         if self.smp < 1:
             raise ConfigError(f"smp must be at least 1, not {self.smp}")
         ids = [d.id for d in self.devices]

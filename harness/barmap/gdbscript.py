@@ -129,7 +129,7 @@ class Session:
     layout: ModuleLayout | None = None
     kallsyms: Mapping[str, int] = field(default_factory=dict)
     vmlinux: Path | None = None  # the kernel with debug info, when there is one
-    source_dir: Path | None = None
+    source_commands: Sequence[str] = ()  # `directory SRC`... (barmap.symbols)
     breaks: Sequence[str] = ()
     ready_file: Path | None = None  # touched once the script has run (the harness waits)
     run: bool = False  # end with `continue`
@@ -224,8 +224,7 @@ def script(session: Session) -> str:
         lines.append(f"file {session.vmlinux}")
     else:
         lines.append("set architecture i386:x86-64")
-    if session.source_dir is not None:
-        lines.append(f"directory {session.source_dir}")
+    lines += session.source_commands
     lines.append(f"target remote 127.0.0.1:{session.port}")
     known = {m.name: m.section_names() for m in session.modules}
     for m in session.modules:

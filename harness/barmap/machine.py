@@ -108,6 +108,11 @@ class Machine:
         return (self.log_dir if self.log_dir else self.rundir) / "console.log"
 
     @property
+    def trace_log(self) -> Path:
+        """Where QEMU writes the trace events of ``config.trace`` (kept with the console log)."""
+        return (self.log_dir if self.log_dir else self.rundir) / "trace.log"
+
+    @property
     def cmdline(self) -> list[str]:
         """The QEMU command line of the current (or last) QEMU."""
         return self._proc.cmdline if self._proc is not None else []
@@ -157,6 +162,8 @@ class Machine:
             ssh_port=self.ssh_port,
             initrd=self._initrd,
             incoming=incoming,
+            trace_log=self.trace_log if self.config.trace else None,
+            hmp_socket=self.rundir / "hmp.sock" if self.config.hmp_socket else None,
         )
         try:
             proc.launch(cmdline)

@@ -749,7 +749,10 @@ def main(argv: list[str] | None = None) -> int:
         if paths.kernel_flavor() == "debug":
             found = symbols_vmlinux(suite, cache, "debug")
             if found is None:
-                print(f"{PROG}: no debug kernel built: run make kernel first", file=sys.stderr)
+                print(
+                    f"{PROG}: no debug kernel: run make kernel KERNEL_FLAVOR=debug first",
+                    file=sys.stderr,
+                )
                 return 2
             print(f"{PROG}: the debug kernel is built here with its symbols", file=sys.stderr)
             src = source_dir(suite, cache, "debug") if args.source else None

@@ -220,12 +220,13 @@ def test_ctrl_c_keeps_what_came_for_the_next_run(
     with pytest.raises(KeyboardInterrupt):
         fetch(pkg, tmp_path)
     part = tmp_path / "dl" / f"{pkg.deb}.part"
-    assert part.read_bytes() == dbg_deb[: 2 * 65536]  # what was written before ^C
+    kept_bytes = part.read_bytes()  # what was written before ^C
+    assert 2 * 65536 <= len(kept_bytes) < len(dbg_deb) and dbg_deb.startswith(kept_bytes)
     monkeypatch.setattr(symbols.Progress, "update", update)
     state.requests = []
     out, _ = fetch(pkg, tmp_path)
     assert out.read_bytes() == VMLINUX
-    assert [r for _, r in state.requests] == [f"bytes={2 * 65536}-"]
+    assert [r for _, r in state.requests] == [f"bytes={len(kept_bytes)}-"]
 
 
 def test_a_server_that_ignores_range_restarts_cleanly(

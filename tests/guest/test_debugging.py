@@ -1,0 +1,182 @@
+"""Interactive debugging as a user does it, over ptys: gdb in the driver, the device's
+trace events, the QEMU monitor (docs/debugging.md)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+from barmap.config import MachineConfig
+from barmap.paths import timeout_scale
+
+pytestmark = pytest.mark.guest
+
+PROMPT = "barmap# "
+
+
+def _args(config: MachineConfig) -> list[str]:
+    return ["--qemu", str(config.qemu), "--kernel", str(config.kernel),
+            "--initrd", str(config.initrd), "--accel", config.accel]  # fmt: skip
+
+
+def _gdb(command: str) -> pexpect.spawn:
+    """The printed gdb command, run on a terminal without colours (plain text to match)."""
+    return pexpect.spawn(command, encoding="utf-8", timeout=120 * timeout_scale(),
+                         env={**os.environ, "TERM": "dumb"})  # fmt: skip
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _spawn(*args: str, timeout: float = 120) -> pexpect.spawn:
+    return pexpect.spawn(
+        sys.executable, ["-m", "barmap", *args], encoding="utf-8",
+        timeout=timeout * timeout_scale(), dimensions=(50, 200),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def needs_gdb() -> None:
+    if shutil.which("gdb") is None:
+        pytest.skip("gdb is not installed (scripts/deps.sh installs it)")
+
+
+@pytest.fixture
+def children() -> Iterator[list[pexpect.spawn]]:
+    spawned: list[pexpect.spawn] = []
+    yield spawned
+    for child in spawned:
+        child.close(force=True)
+
+
+def _quit(console: pexpect.spawn) -> None:
+    console.send("\x1d")
+    console.expect(pexpect.EOF, timeout=30)
+
+
+def test_gdb_stops_in_barmap_mmap_with_the_driver_source_line(
+    barmap_config: MachineConfig, tmp_path: Path, needs_gdb: None, children: list[pexpect.spawn]
+) -> None:
+    port = _port()
+    console = _spawn("debug", "--break", "barmap_mmap", "--gdb-port", str(port),
+                     *_args(barmap_config), "--log-dir", str(tmp_path))  # fmt: skip
+    children.append(console)
+    console.expect(r"attach with:\s+(gdb -q -x \S+)")
+    command = console.match.group(1)
+    assert (tmp_path / "barmap.gdb").is_file()
+    gdb = _gdb(command)
+    children.append(gdb)
+    # the script loads the driver's symbols where the kernel put it, then continues
+    gdb.expect(r"barmap: symbols of barmap \(\S+barmap\.ko\) at \.text 0x[0-9a-f]+")
+    console.expect(PROMPT)
+    console.send("ls /dev/barmap0 && barmap-check --strategy bar\r")
+    gdb.expect(r"Breakpoint 1, (0x[0-9a-f]+ in )?barmap_mmap \(")
+    gdb.expect(r"\(gdb\) ")
+    gdb.sendline("bt")
+    gdb.expect(r"#0 +(0x[0-9a-f]+ in )?barmap_mmap \([^)]*\)\s+at \S*guest-driver/barmap\.c:(\d+)")
+    line = int(gdb.match.group(2))
+    source = Path(__file__).parents[2] / "guest-driver" / "barmap.c"
+    function = source.read_text().splitlines()
+    # the line gdb names is inside barmap_mmap's body
+    opening = next(i for i, t in enumerate(function, 1) if re.match(r"static int barmap_mmap\(", t))
+    assert opening <= line < opening + 80, (opening, line)
+    gdb.expect(r"\(gdb\) ")
+    gdb.sendline("continue")
+    console.expect(r"verdict=PASS")
+    gdb.sendcontrol("c")
+    gdb.expect(r"\(gdb\) ")
+    gdb.sendline("detach")
+    gdb.sendline("quit")
+    gdb.expect(pexpect.EOF)
+    console.send("\r")
+    console.expect(PROMPT)
+    _quit(console)
+
+
+def test_a_breakpoint_in_module_init_hits(
+    barmap_config: MachineConfig, tmp_path: Path, needs_gdb: None, children: list[pexpect.spawn]
+) -> None:
+    port = _port()
+    console = _spawn("debug", "--break", "barmap_init", "--break", "barmap_probe",
+                     "--gdb-port", str(port), *_args(barmap_config),
+                     "--log-dir", str(tmp_path))  # fmt: skip
+    children.append(console)
+    console.expect(r"attach with:\s+(gdb -q -x \S+)")
+    gdb = _gdb(console.match.group(1))
+    children.append(gdb)
+    # init runs first (a hardware breakpoint: init memory is freed afterwards), then probe
+    gdb.expect(r"Breakpoint 1, (0x[0-9a-f]+ in )?barmap_init \(")
+    gdb.expect(r"\(gdb\) ")
+    gdb.sendline("continue")
+    gdb.expect(r"Breakpoint 2, (0x[0-9a-f]+ in )?barmap_probe \(")
+    gdb.expect(r"\(gdb\) ")
+    gdb.sendline("delete")
+    gdb.sendline("continue")
+    gdb.expect("Continuing")
+    console.send("\r")
+    console.expect(PROMPT)
+    console.send("test -c /dev/barmap0 && echo PROBED-$((40+2))\r")
+    console.expect("PROBED-42")
+    gdb.sendcontrol("c")
+    gdb.expect(r"\(gdb\) ")
+    gdb.sendline("quit")
+    gdb.expect(pexpect.EOF)
+    _quit(console)
+
+
+def test_trace_events_show_beside_the_console_and_stay_in_the_log(
+    barmap_config: MachineConfig, tmp_path: Path, children: list[pexpect.spawn]
+) -> None:
+    console = _spawn("run", "--load", "--trace", "barmap_mmio_*", *_args(barmap_config),
+                     "--log-dir", str(tmp_path))  # fmt: skip
+    children.append(console)
+    console.expect("Ctrl-\\] quits")
+    console.send("\r")
+    console.expect(PROMPT)
+    # the driver reads BAR0 (ID, version...) when it probes, and again for INFO
+    console.send("barmap-check info\r")
+    console.expect(r"trace: .*barmap_mmio_read")
+    _quit(console)
+    log = (tmp_path / "trace.log").read_text()
+    assert re.search(r"barmap_mmio_read .*addr 0x0+\b", log) or "barmap_mmio_read" in log
+
+
+def test_the_monitor_answers_from_the_session_and_from_another_terminal(
+    barmap_config: MachineConfig, tmp_path: Path, children: list[pexpect.spawn]
+) -> None:
+    name = f"t-monitor-{_port()}"
+    console = _spawn("run", "--name", name, *_args(barmap_config), "--log-dir", str(tmp_path))
+    children.append(console)
+    console.expect("Ctrl-\\] quits")
+    console.send("\r")
+    console.expect(PROMPT)
+    # Ctrl-a c: the monitor, in the session
+    console.send("\x01c")
+    console.expect(r"\(qemu\) ")
+    console.send("info pci\r")
+    console.expect(r"PCI device 1234:ba12")  # barmap (include/barmap_regs.h)
+    console.expect(r"\(qemu\) ")
+    console.send("\r")
+    console.expect("back to the serial console")
+    console.send("echo STILL-$((6*7))\r")
+    console.expect("STILL-42")
+    # another terminal: barmap monitor NAME
+    other = _spawn("monitor", name, "-c", "info status", "-c", "info mtree -f", timeout=60)
+    children.append(other)
+    other.expect("VM status: running")
+    other.expect("barmap")
+    other.expect(pexpect.EOF)
+    other.close()
+    assert other.exitstatus == 0
+    _quit(console)
