@@ -33,6 +33,9 @@ pkgs=(
 	sparse shellcheck python3-venv gdb tmux
 	# the guest's SSH: per-run keys (ssh-keygen) and `barmap ssh` sessions
 	openssh-client
+	# module BTF (pahole), which kbuild makes when the host's gcc is the kernel's (a
+	# Debian 13 host building for Debian 13's 6.12)
+	dwarves
 )
 for group in "$@"; do
 	case $group in

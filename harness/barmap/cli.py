@@ -392,6 +392,11 @@ def parser() -> argparse.ArgumentParser:
         help="fetch the kernel's debug symbols first (make symbols: ~860 MB once)",
     )
     g.add_argument(
+        "--no-kernel-symbols",
+        action="store_true",
+        help="do not give gdb the kernel's symbols, even when they are here",
+    )
+    g.add_argument(
         "--driver-ko", type=Path, help="the .ko with debug info (default: the built one)"
     )
     g.add_argument(

@@ -98,12 +98,21 @@ def _load_when_attached(vm: Machine, ready: Path) -> None:
     threading.Thread(target=wait, name="barmap-load-when-attached", daemon=True).start()
 
 
+def kernel_symbols(args: argparse.Namespace) -> Path | None:
+    """The booted kernel's vmlinux with debug info, unless ``--no-kernel-symbols``."""
+    from barmap.symbols import symbols_vmlinux
+
+    if getattr(args, "no_kernel_symbols", False):
+        return None
+    return symbols_vmlinux(getattr(args, "suite", None))
+
+
 def prepare(vm: Machine, args: argparse.Namespace, log_dir: Path, kenv_vmlinux: str) -> Path:
     """Boot-time half of a ``--load``/``--break`` session: the gdb script, written."""
-    from barmap.symbols import gdb_source_commands, symbols_vmlinux
+    from barmap.symbols import gdb_source_commands
 
     suite = getattr(args, "suite", None)
-    vmlinux = symbols_vmlinux(suite)
+    vmlinux = kernel_symbols(args)
     modules = [gdbscript.ModuleFile(DRIVER, Path(args.driver_ko))]
     kernel_breaks = [b for b in args.breaks if not any(b in m.functions() for m in modules)]
     kallsyms = _kallsyms(vm, [gdbscript.MODULE_LOAD_FUNCTION, *kernel_breaks])
@@ -147,10 +156,10 @@ def prepare(vm: Machine, args: argparse.Namespace, log_dir: Path, kenv_vmlinux: 
 
 def paused_script(args: argparse.Namespace, log_dir: Path) -> Path:
     """The script of a session stopped at the first instruction: attach, kernel symbols."""
-    from barmap.symbols import gdb_source_commands, symbols_vmlinux
+    from barmap.symbols import gdb_source_commands
 
     suite = getattr(args, "suite", None)
-    vmlinux = symbols_vmlinux(suite)
+    vmlinux = kernel_symbols(args)
     session = gdbscript.Session(
         port=args.gdb_port,
         vmlinux=vmlinux,

@@ -16,6 +16,7 @@ import pytest
 
 from barmap.config import MachineConfig
 from barmap.paths import timeout_scale
+from barmap.symbols import symbols_vmlinux
 
 pytestmark = pytest.mark.guest
 
@@ -27,10 +28,13 @@ def _args(config: MachineConfig) -> list[str]:
             "--initrd", str(config.initrd), "--accel", config.accel]  # fmt: skip
 
 
-def _gdb(command: str) -> pexpect.spawn:
-    """The printed gdb command, run on a terminal without colours (plain text to match)."""
-    return pexpect.spawn(command, encoding="utf-8", timeout=120 * timeout_scale(),
-                         env={**os.environ, "TERM": "dumb"})  # fmt: skip
+def _gdb(command: str, transcript: Path) -> pexpect.spawn:
+    """The printed gdb command, run on a terminal without colours (plain text to match);
+    what it printed is kept in ``transcript``."""
+    gdb = pexpect.spawn(command, encoding="utf-8", timeout=120 * timeout_scale(),
+                        env={**os.environ, "TERM": "dumb"})  # fmt: skip
+    gdb.logfile_read = transcript.open("w")
+    return gdb
 
 
 def _port() -> int:
@@ -65,17 +69,25 @@ def _quit(console: pexpect.spawn) -> None:
     console.expect(pexpect.EOF, timeout=30)
 
 
+@pytest.mark.parametrize("kernel_symbols", [False, True], ids=["driver-symbols", "kernel-too"])
 def test_gdb_stops_in_barmap_mmap_with_the_driver_source_line(
-    barmap_config: MachineConfig, tmp_path: Path, needs_gdb: None, children: list[pexpect.spawn]
+    barmap_config: MachineConfig,
+    tmp_path: Path,
+    needs_gdb: None,
+    children: list[pexpect.spawn],
+    kernel_symbols: bool,
 ) -> None:
+    if kernel_symbols and symbols_vmlinux() is None:
+        pytest.skip("no kernel debug symbols in the cache (make symbols fetches them, ~860 MB)")
     port = _port()
-    console = _spawn("debug", "--break", "barmap_mmap", "--gdb-port", str(port),
+    which = [] if kernel_symbols else ["--no-kernel-symbols"]
+    console = _spawn("debug", "--break", "barmap_mmap", "--gdb-port", str(port), *which,
                      *_args(barmap_config), "--log-dir", str(tmp_path))  # fmt: skip
     children.append(console)
     console.expect(r"attach with:\s+(gdb -q -x \S+)")
     command = console.match.group(1)
     assert (tmp_path / "barmap.gdb").is_file()
-    gdb = _gdb(command)
+    gdb = _gdb(command, tmp_path / "gdb.log")
     children.append(gdb)
     # the script loads the driver's symbols where the kernel put it, then continues
     gdb.expect(r"barmap: symbols of barmap \(\S+barmap\.ko\) at \.text 0x[0-9a-f]+")
@@ -91,6 +103,9 @@ def test_gdb_stops_in_barmap_mmap_with_the_driver_source_line(
     # the line gdb names is inside barmap_mmap's body
     opening = next(i for i, t in enumerate(function, 1) if re.match(r"static int barmap_mmap\(", t))
     assert opening <= line < opening + 80, (opening, line)
+    if kernel_symbols:
+        # the callers are the kernel's mmap code, with their source lines
+        gdb.expect(r"#[1-4] +(0x[0-9a-f]+ in )?\w+ \([^)]*\)\s+at mm/\S+\.c:\d+")
     gdb.expect(r"\(gdb\) ")
     gdb.sendline("continue")
     console.expect(r"verdict=PASS")
@@ -113,7 +128,7 @@ def test_a_breakpoint_in_module_init_hits(
                      "--log-dir", str(tmp_path))  # fmt: skip
     children.append(console)
     console.expect(r"attach with:\s+(gdb -q -x \S+)")
-    gdb = _gdb(console.match.group(1))
+    gdb = _gdb(console.match.group(1), tmp_path / "gdb.log")
     children.append(gdb)
     # init runs first (a hardware breakpoint: init memory is freed afterwards), then probe
     gdb.expect(r"Breakpoint 1, (0x[0-9a-f]+ in )?barmap_init \(")
