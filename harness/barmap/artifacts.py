@@ -60,6 +60,7 @@ class Artifacts:
     initrd: Path
     kernel_release: str
     boot: str = "bzimage"  # how ``kernel`` boots: pvh or bzimage
+    kernel_env: Path = Path()  # the kernel.env the kernel was found through
 
     def check(self) -> None:
         """Raise ConfigError naming the first missing piece and the make target that builds it."""
@@ -109,4 +110,5 @@ def find_artifacts(
         initrd=initrd_path,
         kernel_release=kenv.get("KVER", ""),
         boot=boot_kind(kernel_path),
+        kernel_env=kenv_path,
     )

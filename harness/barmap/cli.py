@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from barmap import checks, paths
+from barmap import checks
 from barmap.artifacts import BOOTS, find_artifacts, read_env_file
 from barmap.config import ACCELS, MachineConfig
 from barmap.errors import BarmapError, MachineError
@@ -27,7 +27,8 @@ examples:
   barmap demo                      boot, load the driver, check both mmap strategies
   barmap run --load                an interactive serial shell with the driver loaded
   barmap ssh -- cat /proc/iomem    boot with SSH and run one command (no command: a session)
-  barmap debug                     the same, stopped for gdb (prints the gdb command)
+  barmap debug --break barmap_mmap gdb stub and the driver's symbols (prints one gdb command)
+  barmap monitor                   the QEMU monitor of a running run/debug session
   barmap doctor                    what is built, cached and usable here
 """
 
@@ -133,6 +134,7 @@ def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
     if debug and args.tmux:
         return dbg.in_tmux(sys.argv[1:] if args.argv is None else args.argv, name)
     breaks = tuple(getattr(args, "breaks", None) or ())
+    args.breaks = list(breaks)
     if debug and getattr(args, "symbols", False):
         from barmap.symbols import fetch
 
@@ -167,10 +169,11 @@ def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
         elif debug:
             vm.start()
             dbg.register(vm, name, log_dir, "debug")
-            kenv = paths.kernel_env(args.suite)
+            art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, args.boot)
+            kenv = art.kernel_env
             vmlinux = read_env_file(kenv).get("VMLINUX", "") if kenv.is_file() else ""
-            args.breaks = list(breaks)
-            args.driver_ko = args.driver_ko or paths.build_dir(args.suite) / "barmap.ko"
+            # the module the initramfs carries, built beside it (make image)
+            args.driver_ko = args.driver_ko or art.initrd.parent / "barmap.ko"
             script = dbg.prepare(vm, args, log_dir, vmlinux)
             vm.console.send("stty echo\n")
             print(_gdb_hint(script, args.gdb_port, paused=False, deferred=bool(breaks)),

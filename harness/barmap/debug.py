@@ -132,6 +132,7 @@ def prepare(vm: Machine, args: argparse.Namespace, log_dir: Path, kenv_vmlinux: 
         source_commands=gdb_source_commands(suite) if vmlinux else [],
         breaks=args.breaks,
         ready_file=log_dir / READY_FILE,
+        placed_dir=log_dir,
         run=defer,
     )
     path = log_dir / GDB_SCRIPT

@@ -24,11 +24,12 @@ breakpoint names are found in the guest's ``/proc/kallsyms``.
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from barmap import elf
+from barmap import elf, modplace
 from barmap.btf import Btf
 
 # Where the kernel has laid a new module out and not yet run its init.
@@ -36,6 +37,8 @@ MODULE_LOAD_FUNCTION = "do_init_module"
 # Sections of a module that exist only while its init runs.
 INIT_SECTION_PREFIX = ".init"
 MODULE_NAME_LEN = 56  # include/linux/module.h (MAX_PARAM_PREFIX_LEN)
+SHF_ALLOC = 0x2
+MODPLACE = Path(modplace.__file__).resolve()
 
 
 @dataclass(frozen=True)
@@ -71,7 +74,8 @@ class ModuleFile:
     ko: Path
 
     def section_names(self) -> set[str]:
-        return {s.name for s in elf.sections(self.ko) if s.name}
+        """The sections the module loader puts in memory (SHF_ALLOC)."""
+        return {s.name for s in elf.sections(self.ko) if s.name and s.flags & SHF_ALLOC}
 
     def init_functions(self) -> set[str]:
         return {
@@ -132,6 +136,7 @@ class Session:
     source_commands: Sequence[str] = ()  # `directory SRC`... (barmap.symbols)
     breaks: Sequence[str] = ()
     ready_file: Path | None = None  # touched once the script has run (the harness waits)
+    placed_dir: Path | None = None  # where modules linked at their addresses go (modplace)
     run: bool = False  # end with `continue`
 
 
@@ -156,12 +161,19 @@ def breakpoint_commands(session: Session) -> tuple[list[str], list[str]]:
 
 
 _HOOK = '''
+import importlib.util
+import pathlib
+
 import gdb
 
 BARMAP_MODULES = {modules}
 BARMAP_KO_SECTIONS = {ko_sections}
 BARMAP_LAYOUT = {layout}
+BARMAP_PLACED_DIR = {placed_dir!r}
 _barmap_loaded = {{}}
+_barmap_spec = importlib.util.spec_from_file_location("barmap_modplace", {modplace!r})
+_barmap_modplace = importlib.util.module_from_spec(_barmap_spec)
+_barmap_spec.loader.exec_module(_barmap_modplace)
 
 
 def _barmap_mem(addr, size):
@@ -182,11 +194,18 @@ def barmap_add_module(name, sections):
     old = _barmap_loaded.pop(name, None)
     if old is not None:
         gdb.execute("remove-symbol-file -a %#x" % old, to_string=True)
-    rest = " ".join("-s %s %#x" % (s, a) for s, a in sorted(sections.items())
-                    if s != ".text" and s in BARMAP_KO_SECTIONS[name])
-    gdb.execute("add-symbol-file %s %#x %s" % (ko, sections[".text"], rest), to_string=True)
-    _barmap_loaded[name] = sections[".text"]
-    gdb.write("barmap: symbols of %s (%s) at .text %#x\\n" % (name, ko, sections[".text"]))
+    text = sections[".text"]
+    mine = dict((s, a) for s, a in sections.items() if s in BARMAP_KO_SECTIONS[name])
+    try:  # linked at its addresses by ld: gdb need not relocate the DWARF itself
+        out = pathlib.Path(BARMAP_PLACED_DIR) / ("%s-%x.elf" % (name, text))
+        command = "add-symbol-file %s" % _barmap_modplace.place(pathlib.Path(ko), mine, out)
+    except Exception as exc:
+        gdb.write("barmap: %s; gdb relocates %s itself\\n" % (exc, ko))
+        rest = " ".join("-s %s %#x" % (s, a) for s, a in sorted(mine.items()) if s != ".text")
+        command = "add-symbol-file %s %#x %s" % (ko, text, rest)
+    gdb.execute(command, to_string=True)
+    _barmap_loaded[name] = text
+    gdb.write("barmap: symbols of %s (%s) at .text %#x\\n" % (name, ko, text))
 
 
 class BarmapModuleLoad(gdb.Breakpoint):
@@ -212,6 +231,21 @@ BarmapModuleLoad({spec!r}, internal=True)
 '''
 
 
+def _load_command(
+    module: ModuleFile, sections: Mapping[str, int], known: set[str], session: Session
+) -> str:
+    """The gdb command that loads a module already in memory: linked at its addresses
+    when ``ld`` is there (modplace), else the ``.ko`` and its section addresses."""
+    mine = {name: addr for name, addr in sections.items() if name in known}
+    if session.placed_dir is not None and modplace.available() and ".text" in mine:
+        out = session.placed_dir / f"{module.name}-{mine['.text']:x}.elf"
+        try:
+            return f"add-symbol-file {modplace.place(module.ko, mine, out)}"
+        except modplace.PlaceError:
+            pass
+    return add_symbol_file_command(module.ko, sections, known)
+
+
 def script(session: Session) -> str:
     """The gdb script text (``gdb -q -x FILE``)."""
     lines = [
@@ -229,7 +263,7 @@ def script(session: Session) -> str:
     known = {m.name: m.section_names() for m in session.modules}
     for m in session.modules:
         if m.name in session.loaded:
-            lines.append(add_symbol_file_command(m.ko, session.loaded[m.name], known[m.name]))
+            lines.append(_load_command(m, session.loaded[m.name], known[m.name], session))
     hook_spec = ""
     if MODULE_LOAD_FUNCTION in session.kallsyms:
         hook_spec = f"*{session.kallsyms[MODULE_LOAD_FUNCTION]:#x}"
@@ -242,6 +276,8 @@ def script(session: Session) -> str:
             layout=json.dumps(session.layout.__dict__),
             name_len=MODULE_NAME_LEN,
             spec=hook_spec,
+            placed_dir=str(session.placed_dir or tempfile.gettempdir()),
+            modplace=str(MODPLACE),
         )
         lines += ["python", hook.strip("\n"), "end"]
         # a module loaded before the script ran is known to the hook too (reloads move it)

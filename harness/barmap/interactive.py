@@ -17,6 +17,7 @@ import sys
 import termios
 import tty
 from pathlib import Path
+from typing import BinaryIO
 
 from barmap.machine import Machine
 
@@ -54,10 +55,16 @@ class _Trace:
 
 
 class _Terminal:
-    def __init__(self, vm: Machine, trace: Path | None) -> None:
+    def __init__(
+        self,
+        vm: Machine,
+        trace: Path | None,
+        stdin: int | None = None,
+        out: BinaryIO | None = None,
+    ) -> None:
         self.vm = vm
-        self.out = sys.stdout.buffer
-        self.stdin = sys.stdin.fileno()
+        self.out = out if out is not None else sys.stdout.buffer
+        self.stdin = stdin if stdin is not None else sys.stdin.fileno()
         self.is_tty = os.isatty(self.stdin)
         self.saved = termios.tcgetattr(self.stdin) if self.is_tty else None
         self.trace = _Trace(trace)

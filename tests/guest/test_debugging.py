@@ -7,7 +7,9 @@ import os
 import re
 import shutil
 import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -195,3 +197,52 @@ def test_the_monitor_answers_from_the_session_and_from_another_terminal(
     other.close()
     assert other.exitstatus == 0
     _quit(console)
+
+
+def _pane(env: dict[str, str], target: str) -> str:
+    return subprocess.run(["tmux", "capture-pane", "-p", "-t", target], env=env,
+                          capture_output=True, text=True, check=False).stdout  # fmt: skip
+
+
+def test_tmux_puts_console_gdb_and_monitor_in_one_window(
+    barmap_config: MachineConfig, tmp_path: Path, needs_gdb: None
+) -> None:
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed (scripts/deps.sh installs it)")
+    env = {k: v for k, v in os.environ.items() if k != "TMUX"}
+    env["TMUX_TMPDIR"] = str(tmp_path)  # a tmux server of this test's own
+    name = f"t-tmux-{_port()}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "barmap", "debug", "--tmux", "--load", "--name", name,
+         "--gdb-port", str(_port()), *_args(barmap_config), "--log-dir", str(tmp_path / "log")],
+        env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    session = f"barmap-{name}"
+    try:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"tmux attach -t {session}" in proc.stdout
+        panes = subprocess.run(
+            ["tmux", "list-panes", "-t", session, "-F", "#{pane_index}"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert panes.split() == ["0", "1", "2"]
+        want = {f"{session}:0.0": "serial console", f"{session}:0.1": "(gdb)",
+                f"{session}:0.2": "QEMU monitor of"}  # fmt: skip
+        deadline = time.monotonic() + 90 * timeout_scale()
+        while time.monotonic() < deadline:
+            seen = {t: _pane(env, t) for t in want}
+            if all(w in seen[t] for t, w in want.items()):
+                break
+            time.sleep(0.5)
+        for target, text in want.items():
+            assert text in seen[target], f"{target}:\n{seen[target]}"
+        # gdb in its pane has the driver's symbols at their load address
+        subprocess.run(["tmux", "send-keys", "-t", f"{session}:0.1", "info line barmap_mmap",
+                        "Enter"], env=env, check=True)  # fmt: skip
+        time.sleep(2)
+        pane = _pane(env, f"{session}:0.1")
+        assert re.search(
+            r'barmap\.c" starts at address 0xffffffffc0[0-9a-f]+ <barmap_mmap>', pane
+        ), pane
+    finally:
+        subprocess.run(["tmux", "kill-server"], env=env, check=False)

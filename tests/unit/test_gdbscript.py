@@ -98,3 +98,25 @@ def test_listings_from_the_guest() -> None:
     assert gdbscript.parse_kallsyms(kallsyms) == want
     with pytest.raises(ValueError, match=r"no \.text"):
         gdbscript.add_symbol_file_command(Path("m.ko"), {".data": 1}, {".data"})
+
+
+def test_a_loaded_module_is_linked_at_its_addresses(module: ModuleFile, tmp_path: Path) -> None:
+    """What gdb reads puts every function in its own section's place (modplace, ld)."""
+    if not gdbscript.modplace.available() or shutil.which("gdb") is None:
+        pytest.skip("needs ld (binutils) and gdb")
+    sections = {".text": 0xFFFFFFFFC0200000, ".init.text": 0xFFFFFFFFC0207000,
+                ".data": 0xFFFFFFFFC0204000}  # fmt: skip
+    text = gdbscript.script(
+        Session(port=1, modules=[module], loaded={"demo": sections}, placed_dir=tmp_path)
+    )
+    line = next(ln for ln in text.splitlines() if ln.startswith("add-symbol-file"))
+    placed = Path(line.split()[1])
+    assert placed.parent == tmp_path and placed.is_file() and len(line.split()) == 2
+    out = subprocess.run(
+        ["gdb", "-batch", "-nx", "-ex", f"add-symbol-file {placed}", "-ex", "p &demo_init",
+         "-ex", "p &demo_mmap", "-ex", "p &demo_data"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "0xffffffffc0207000 <demo_init>" in out
+    assert "0xffffffffc0200000 <demo_mmap>" in out
+    assert "0xffffffffc0204000 <demo_data>" in out

@@ -32,8 +32,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
+# the Makefile's knobs of the same meaning (a CI job exports QEMU_SUITE, say)
+MAKE_KNOBS = ("QEMU_SUITE", "KERNEL_SUITE", "QEMU_FLAVOR", "KERNEL_FLAVOR", "KENV", "KDIR")
+
+
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ENV_KNOBS}
+    env = {k: v for k, v in os.environ.items() if k not in ENV_KNOBS + MAKE_KNOBS}
     return {**env, **extra}
 
 
