@@ -2,7 +2,8 @@
 """Run a job of .github/workflows/ci.yml here, in a fresh Debian root, as GitHub would.
 
 Usage: ci-local.py JOB [--qemu SUITE] [--kernel SUITE] [--host RELEASE] [--cache DIR]
-                   [--keep] [--refresh-root]
+                   [--cold] [--keep] [--refresh-root]
+       ci-local.py shell --command 'make demo' [--host RELEASE] [--cold]
 
 No container daemon is needed: the job's container image (debian:RELEASE) is stood
 in for by a minimal Debian root made with mmdebstrap from this host's Debian
@@ -14,6 +15,8 @@ inputs; GITHUB_ENV, GITHUB_OUTPUT and GITHUB_STEP_SUMMARY work as on a runner.
 actions/cache is stood in for by DIR (default BARMAP_CACHE/ci-local/RELEASE/cache)
 bound at the workflow's BARMAP_CACHE path, so a second run is the warm one;
 upload-artifact steps are reported, not run.  Prints each step's time and the total.
+``--cold`` empties that cache first.  ``shell`` runs one command on such a fresh
+machine after a clean checkout (the README's ``make demo`` from nothing, say).
 """
 
 from __future__ import annotations
@@ -272,7 +275,13 @@ def run_steps(root: Root, ctx: Context, steps: list[dict[str, Any]], env: dict[s
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("job", help="a job of .github/workflows/ci.yml (test, asan, fuzz, lint, ...)")
+    p.add_argument(
+        "job",
+        help="a job of .github/workflows/ci.yml (test, asan, fuzz, lint, ...), or `shell` with"
+        " --command: that command in a fresh root, after a clean checkout",
+    )
+    p.add_argument("--command", help="for `shell`: what to run (bash) from the checkout")
+    p.add_argument("--cold", action="store_true", help="start from an empty cache (deleted first)")
     p.add_argument("--qemu", help="matrix.qemu (default: the job's first)")
     p.add_argument("--kernel", help="matrix.kernel (default: the job's first)")
     p.add_argument("--host", help="the container's Debian release (default: the job's)")
@@ -286,6 +295,18 @@ def main() -> int:
     if not shutil.which("mmdebstrap"):
         subprocess.run([str(TOP / "scripts/deps.sh"), "ci-local"], check=True)
     workflow = yaml.safe_load((TOP / ".github/workflows/ci.yml").read_text())
+    if args.job == "shell":
+        # a machine as fresh as a job's: a clean clone, then the command (e.g. `make demo`)
+        if not args.command:
+            print("ci-local: `shell` needs --command", file=sys.stderr)
+            return 2
+        workflow["jobs"]["shell"] = {
+            "container": {"image": f"debian:{args.host or 'bookworm'}"},
+            "steps": [
+                {"uses": "actions/checkout@local"},
+                {"name": args.command, "run": args.command},
+            ],
+        }
     job = workflow["jobs"].get(args.job)
     if job is None:
         print(
@@ -313,6 +334,8 @@ def main() -> int:
     cache = args.cache or cache_dir() / "ci-local" / release / "cache"
     if args.keep:
         os.environ["BARMAP_CI_KEEP"] = "1"
+    if args.cold and cache.exists():
+        shutil.rmtree(cache)
     timings: list[tuple[str, float, str]] = []
     start = time.monotonic()
     with Root(release, cache, args.refresh_root) as root:

@@ -242,7 +242,7 @@ def test_tmux_puts_console_gdb_and_monitor_in_one_window(
         time.sleep(2)
         pane = _pane(env, f"{session}:0.1")
         assert re.search(
-            r'barmap\.c" starts at address 0xffffffffc0[0-9a-f]+ <barmap_mmap>', pane
+            r'barmap\.c"\s+starts at address 0xffffffffc0[0-9a-f]+ <barmap_mmap>', pane
         ), pane
     finally:
         subprocess.run(["tmux", "kill-server"], env=env, check=False)
