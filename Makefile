@@ -20,7 +20,9 @@
 ACCEL        ?= auto
 BOOT         ?= auto
 JOBS         ?= auto
-XDIST        := -n $(JOBS)
+# worksteal: an idle worker takes tests queued for a busy one (a few tests take
+# 10-30 s, most well under one)
+XDIST        := -n $(JOBS) $(if $(filter 0,$(JOBS)),,--dist worksteal)
 PYTEST_ARGS  ?=
 
 PYTHON   ?= python3

@@ -6,9 +6,9 @@
 # KO is the built barmap.ko (may be absent: the image then has no module);
 # TOOLDIR holds the static guest tools (barmap-check); MODDIR is the guest
 # kernel's /lib/modules/VERSION, from which the few modules the guest needs
-# (e1000 for SSH, pvpanic) are taken, decompressed.  Dropbear is added when its
-# package is installed, for the harness's SSH access; the harness appends the
-# per-run keys as a second cpio archive.
+# (e1000 for SSH, pvpanic) are taken, decompressed.  Dropbear, when its package
+# is installed, goes to OUT-ssh.cpio: the harness adds it, and the per-run keys,
+# as more cpio archives to the guests it starts with SSH.
 set -euo pipefail
 out=$1 ko=$2 tooldir=$3 moddir=${4:-}
 extra_modules="drivers/misc/pvpanic/pvpanic drivers/misc/pvpanic/pvpanic-mmio
@@ -28,6 +28,15 @@ esac
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,run,root,lib/modules,usr/bin,usr/sbin}
+# what init mounts with one `mount -a` (debugfs: the PAT memtype list, dynamic debug)
+cat >"$root/etc/fstab" <<'EOF'
+proc /proc proc defaults 0 0
+sysfs /sys sysfs defaults 0 0
+devtmpfs /dev devtmpfs defaults 0 0
+tmpfs /tmp tmpfs defaults 0 0
+tmpfs /run tmpfs defaults 0 0
+debugfs /sys/kernel/debug debugfs defaults 0 0
+EOF
 cp "$busybox" "$root/bin/busybox"
 # every applet as /bin/NAME (what `busybox --install -s /bin` would make at each boot)
 "$busybox" --list | while read -r applet; do
@@ -38,7 +47,12 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
 printf '/bin/sh\n' >"$root/etc/shells"
 printf 'export PS1="barmap# "\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n' >"$root/etc/profile"
-[ -f "$ko" ] && install -m 0644 "$ko" "$root/lib/modules/barmap.ko"
+# without its DWARF: gdb reads the build's own copy on the host, and every byte here is
+# unpacked by the guest at each boot
+if [ -f "$ko" ]; then
+	install -m 0644 "$ko" "$root/lib/modules/barmap.ko"
+	strip --strip-debug "$root/lib/modules/barmap.ko"
+fi
 if [ -n "$moddir" ]; then
 	mkdir -p "$root/lib/modules/extra"
 	: >"$root/lib/modules/extra/order.names"
@@ -73,20 +87,33 @@ if [ -n "$moddir" ]; then
 	rm -f "$root/lib/modules/extra/order.names"
 fi
 for tool in "$tooldir"/*; do
-	[ -f "$tool" ] && [ -x "$tool" ] && install -m 0755 "$tool" "$root/usr/bin/"
+	if [ -f "$tool" ] && [ -x "$tool" ]; then
+		install -m 0755 "$tool" "$root/usr/bin/"
+		strip "$root/usr/bin/$(basename "$tool")"
+	fi
 done
-if [ -x /usr/sbin/dropbear ]; then
-	# dropbear and the libraries it links, so the harness can ssh in.
-	install -m 0755 /usr/sbin/dropbear "$root/usr/sbin/dropbear"
-	for lib in $(ldd /usr/sbin/dropbear | awk '/=>/{print $3} /ld-linux/{print $1}'); do
-		mkdir -p "$root$(dirname "$lib")"
-		cp -L "$lib" "$root$lib"
-	done
-	mkdir -p "$root/etc/dropbear"
-fi
 mkdir -p "$(dirname "$out")"
 # Uncompressed: QEMU hands it over at memory speed, and the guest does not
 # spend ~0.15 s of emulated CPU inflating it at every boot (docs/performance.md).
-(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out.tmp"
-mv "$out.tmp" "$out"
+pack() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$2.tmp" && mv "$2.tmp" "$2"; }
+# SSH: dropbear and the libraries it links, in a piece of its own
+# (harness/barmap/paths.py ssh_initrd) that the harness appends only to the
+# guests it starts with SSH: half the image's bytes, unpacked at every boot otherwise.
+ssh_out=${out%.cpio}-ssh.cpio
+rm -f "$ssh_out"
+if [ -x /usr/sbin/dropbear ]; then
+	ssh=$(mktemp -d)
+	trap 'rm -rf "$root" "$ssh"' EXIT
+	mkdir -p "$ssh/usr/sbin" "$ssh/etc/dropbear" "$ssh/lib/modules/extra"
+	install -m 0755 /usr/sbin/dropbear "$ssh/usr/sbin/dropbear"
+	# the NIC's driver too: only a guest with SSH has the NIC (init loads it by modalias)
+	[ -f "$root/lib/modules/extra/e1000.ko" ] && mv "$root/lib/modules/extra/e1000.ko" "$ssh/lib/modules/extra/"
+	for lib in $(ldd /usr/sbin/dropbear | awk '/=>/{print $3} /ld-linux/{print $1}'); do
+		mkdir -p "$ssh$(dirname "$lib")"
+		cp -L "$lib" "$ssh$lib"
+	done
+	pack "$ssh" "$ssh_out"
+	echo "initramfs: $ssh_out ($(du -h "$ssh_out" | cut -f1)), for guests with SSH" >&2
+fi
+pack "$root" "$out"
 echo "initramfs: $out ($(du -h "$out" | cut -f1))" >&2

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from barmap.cmdline import firmware_args
+from barmap.errors import QEMUStartError
 from barmap.paths import cache_dir
 
 PROBE_DEADLINE = 20.0
@@ -27,6 +28,10 @@ PROBE_DEADLINE = 20.0
 _ALIVE = (b"VFS: Unable to mount root",)
 # What QEMU says when KVM cannot run the guest: the reason given when the boot fails.
 _KVM_FAILURES = (b"emulation failure", b"KVM internal error", b"KVM: entry failed", b"Assertion")
+
+
+class KvmUnusable(QEMUStartError):
+    """KVM asked for where the probe found it does not work."""
 
 
 @dataclass(frozen=True)
@@ -90,19 +95,30 @@ def probe_kvm(qemu: Path, kernel: Path, deadline: float = PROBE_DEADLINE) -> Pro
     return ProbeResult(False, why, seconds)
 
 
-def cached_probe(qemu: Path, kernel: Path) -> ProbeResult:
-    path = cache_dir() / "kvm-probe.json"
-    key = _cache_key(qemu, kernel)
+def _verdict_path() -> Path:
+    return cache_dir() / "kvm-probe.json"
+
+
+def cached_verdict(qemu: Path, kernel: Path) -> ProbeResult | None:
+    """The probe's verdict for this host, QEMU and kernel, if one was made."""
     try:
-        data = json.loads(path.read_text())
-        if data.get("key") == key:
+        data = json.loads(_verdict_path().read_text())
+        if data.get("key") == _cache_key(qemu, kernel):
             return ProbeResult(bool(data["usable"]), str(data["reason"]), float(data["seconds"]))
     except (OSError, ValueError, KeyError):
         pass
+    return None
+
+
+def cached_probe(qemu: Path, kernel: Path) -> ProbeResult:
+    found = cached_verdict(qemu, kernel)
+    if found is not None:
+        return found
     result = probe_kvm(qemu, kernel)
+    path = _verdict_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, **result.__dict__}))
+    tmp.write_text(json.dumps({"key": _cache_key(qemu, kernel), **result.__dict__}))
     tmp.replace(path)
     return result
 
@@ -111,9 +127,23 @@ _warned = False
 
 
 def resolve_accel(requested: str, qemu: Path, kernel: Path) -> str:
-    """``kvm`` or ``tcg`` for ``requested`` (``auto``, ``kvm``, ``tcg``); warns once on fallback."""
+    """``kvm`` or ``tcg`` for ``requested`` (``auto``, ``kvm``, ``tcg``); warns once on fallback.
+
+    ``kvm`` asked for outright is not probed; but where the probe already found KVM
+    unusable for this QEMU and kernel, it is refused at once with the probe's reason
+    (a guest there only hangs, or stops half a minute later).
+    """
     global _warned
-    if requested in ("kvm", "tcg"):
+    if requested == "tcg":
+        return requested
+    if requested == "kvm":
+        known = cached_verdict(qemu, kernel)
+        if known is not None and not known.usable:
+            raise KvmUnusable(
+                f"accel kvm: KVM does not work on this host for this QEMU and kernel "
+                f"({known.reason}); auto falls back to TCG; delete {_verdict_path()} to "
+                "probe again"
+            )
         return requested
     result = cached_probe(qemu, kernel)
     if result.usable:

@@ -32,6 +32,7 @@ from barmap.console import CommandResult, Console, ConsoleDrain, Shell
 from barmap.errors import GuestCrash, MachineDied, MachineError, QEMUStartError
 from barmap.launcher import QEMUProcess
 from barmap.overlay import initrd_with_overlay
+from barmap.paths import ssh_initrd
 from barmap.qmp import Monitor
 from barmap.rundir import RunDir
 from barmap.ssh import SshKeys, SshSession
@@ -144,8 +145,11 @@ class Machine:
         self.accel = resolve_accel(self.config.accel, self.config.qemu, self.config.kernel)
         if self.config.ssh:
             self._ssh_keys = SshKeys(self.rundir)
+            # the SSH server, when the image keeps it apart (a user's own image may hold it)
+            server = ssh_initrd(self.config.initrd)
+            pieces = self._ssh_keys.overlay() + (server.read_bytes() if server.is_file() else b"")
             self._initrd = initrd_with_overlay(
-                self.config.initrd, self._ssh_keys.overlay(), self.rundir / "initrd.img"
+                self.config.initrd, pieces, self.rundir / "initrd.img"
             )
 
     def launch(self, *, incoming: bool = False) -> None:

@@ -409,9 +409,10 @@ def test_rmmod_while_mapped_is_refused(barmap_vm: Machine) -> None:
 
 def test_rmmod_refusal_leaves_the_mapping_working(barmap_vm: Machine) -> None:
     vm = barmap_vm
-    _start_holder(vm, 6)
+    _start_holder(vm, 60)
     assert vm.run("rmmod barmap").status != 0
-    assert vm.run("wait $HOLD", timeout=30).status == 0
+    # the refusal done, the holder checks its words now (SIGUSR1 ends its hold)
+    assert vm.run("kill -USR1 $HOLD; wait $HOLD", timeout=30).status == 0
     hold = parse_kv(vm.run("cat /tmp/hold.log").output.strip())
     assert hold == {"hold": "done", "verdict": "PASS"}
     vm.run("rmmod barmap", check=True)
@@ -421,12 +422,13 @@ def test_rmmod_refusal_leaves_the_mapping_working(barmap_vm: Machine) -> None:
 
 def test_hot_unplug_while_mapped_gives_sigbus(barmap_vm: Machine) -> None:
     vm = barmap_vm
-    _start_holder(vm, 10)
+    _start_holder(vm, 60)
     vm.qmp.device_del("barmap0")
     _wait_event(vm, "DEVICE_DELETED", "barmap0")
     assert vm.run("test -e /dev/barmap0").status != 0
-    # the holder's next access to the zapped mapping must fault, not read stale memory
-    assert vm.run("wait $HOLD", timeout=60).status == 128 + 7  # SIGBUS
+    # the holder's next access to the zapped mapping (now: SIGUSR1 ends its hold) must
+    # fault, not read stale memory
+    assert vm.run("kill -USR1 $HOLD; wait $HOLD", timeout=60).status == 128 + 7  # SIGBUS
     assert "hold=" not in vm.run("cat /tmp/hold.log").output
     _assert_dmesg_clean(vm)
 

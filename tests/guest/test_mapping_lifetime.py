@@ -7,8 +7,8 @@ mapping must fault, never read or write the new device.  The eager strategy
 (``bar-remap``, ``io_remap_pfn_range()`` in ``mmap()``) keeps the window open
 on purpose; ``barmap-check race --strategy bar-remap`` shows it.
 
-Cycles per removal path: ``BARMAP_RACE_CYCLES`` (default 200; 20 on the debug kernel,
-``barmap.paths.race_cycles``).
+Cycles per removal path: ``BARMAP_RACE_CYCLES`` (default 50, 200 with ``BARMAP_SOAK=1`` as
+the pipeline runs it; 20 on the debug kernel: ``barmap.paths.race_cycles``).
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -72,3 +73,21 @@ def test_qemu_refusing_kvm_gives_its_last_words(tmp_path: Path, kernel: Path) ->
     result = accel.probe_kvm(qemu, kernel, deadline=5)
     assert not result.usable
     assert "failed to initialize kvm" in result.reason
+
+
+def test_kvm_asked_for_is_refused_where_the_probe_found_it_broken(
+    tmp_path: Path, kernel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BARMAP_CACHE", str(tmp_path / "cache"))
+    # a QEMU that would hang if probed: asking for kvm outright never probes
+    qemu = _fake_qemu(tmp_path, 'echo "Linux version 6.1.0"\nexec sleep 30\n')
+    assert accel.resolve_accel("kvm", qemu, kernel) == "kvm"
+    # once a probe found it broken, kvm is refused at once with the probe's reason
+    verdict = accel.probe_kvm(qemu, kernel, deadline=0.5)
+    path = tmp_path / "cache" / "kvm-probe.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"key": accel._cache_key(qemu, kernel), **verdict.__dict__}))
+    with pytest.raises(accel.KvmUnusable, match="did not finish booting"):
+        accel.resolve_accel("kvm", qemu, kernel)
+    assert accel.resolve_accel("tcg", qemu, kernel) == "tcg"
+    assert accel.resolve_accel("auto", qemu, kernel) == "tcg"  # from the verdict, no probe

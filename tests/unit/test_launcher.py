@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from barmap import rundir
 from barmap.errors import QEMUStartError
 from barmap.launcher import QEMUProcess, leftover_qemu_pids
 from barmap.qtest import QTest
@@ -23,28 +23,36 @@ def _program(tmp_path: Path, body: str) -> Path:
     return path
 
 
-def _our_rundirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("barmap-run-*")}
+@pytest.fixture
+def made_rundirs(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The runtime directories this test makes (other workers make theirs meanwhile)."""
+    made: list[Path] = []
+    real_init = rundir.RunDir.__init__
+
+    def init(self: rundir.RunDir, parent: Path | None = None) -> None:
+        real_init(self, parent)
+        made.append(self.path)
+
+    monkeypatch.setattr(rundir.RunDir, "__init__", init)
+    return made
 
 
-def test_a_program_that_cannot_run(tmp_path: Path) -> None:
+def test_a_program_that_cannot_run(tmp_path: Path, made_rundirs: list[Path]) -> None:
     binary = tmp_path / "qemu"
     binary.write_bytes(b"")  # not executable
-    before = _our_rundirs()
     with pytest.raises(QEMUStartError, match=r"cannot run .*qemu: Permission denied"):
         QTest(binary=binary).start()
-    assert _our_rundirs() <= before
+    assert made_rundirs and not any(d.exists() for d in made_rundirs)
 
 
-def test_exit_at_once_gives_its_last_words(tmp_path: Path) -> None:
+def test_exit_at_once_gives_its_last_words(tmp_path: Path, made_rundirs: list[Path]) -> None:
     binary = _program(tmp_path, 'echo "first line" >&2; echo "qemu: -device nope: bad" >&2; exit 1')
-    before = _our_rundirs()
     with pytest.raises(QEMUStartError) as info:
         QTest(["-device", "nope"], binary=binary).start()
     err = info.value
     assert err.message == "QEMU exited with status 1: qemu: -device nope: bad"
     assert "first line" in err.stderr and err.cmdline[-2:] == ["-device", "nope"]
-    assert _our_rundirs() <= before
+    assert made_rundirs and not any(d.exists() for d in made_rundirs)
 
 
 def test_never_connecting_is_a_timeout_and_the_process_goes(tmp_path: Path) -> None:

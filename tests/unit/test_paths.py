@@ -232,12 +232,18 @@ def test_timeout_scale_follows_the_kernel_flavor(monkeypatch: pytest.MonkeyPatch
 def test_race_cycles_follow_the_kernel_flavor(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BARMAP_RACE_CYCLES", raising=False)
     monkeypatch.delenv("BARMAP_KERNEL_FLAVOR", raising=False)
-    assert paths.race_cycles() == 200
+    monkeypatch.delenv("BARMAP_SOAK", raising=False)
+    assert paths.race_cycles() == paths.KERNEL_FLAVOR_RACE_CYCLES["distro"]
+    monkeypatch.setenv("BARMAP_SOAK", "1")
+    assert paths.race_cycles() == paths.SOAK_RACE_CYCLES["distro"] == 200
     monkeypatch.setenv("BARMAP_KERNEL_FLAVOR", "debug")
-    assert paths.race_cycles() == paths.KERNEL_FLAVOR_RACE_CYCLES["debug"] < 200
+    assert paths.race_cycles() == paths.SOAK_RACE_CYCLES["debug"] < 200
     monkeypatch.setenv("BARMAP_RACE_CYCLES", "7")
     assert paths.race_cycles() == 7
     for bad in ("0", "-3", "many"):
         monkeypatch.setenv("BARMAP_RACE_CYCLES", bad)
         with pytest.raises(ValueError, match="not a positive whole number"):
             paths.race_cycles()
+    monkeypatch.setenv("BARMAP_SOAK", "yes")
+    with pytest.raises(ValueError, match="BARMAP_SOAK='yes'"):
+        paths.soak()

@@ -108,13 +108,25 @@ static const struct strategy *io_strategy(void)
 }
 
 /* hold mappings open for a while (rmmod-while-mapped and PAT tests) */
+static void hold_wake(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Map the BAR (or region) and a buffer, write a word to each, hold the mappings for
+ * secs seconds (or until SIGUSR1), then check the words are still there.
+ */
 int cmd_hold(long secs)
 {
 	const struct strategy *st = io_strategy();
 	int fd = dev_open(O_RDWR), ret;
 	uint32_t id = 0;
 	volatile uint32_t *io, *buf;
+	struct sigaction wake = { .sa_handler = hold_wake };	/* no SA_RESTART */
 	bool ok;
+
+	sigaction(SIGUSR1, &wake, NULL);	/* ends sleep() early */
 
 	ret = set_cache(fd, cache_mode_opt());
 	if (!ret)
