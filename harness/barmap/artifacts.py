@@ -23,16 +23,9 @@ from pathlib import Path
 
 from barmap import paths
 from barmap.errors import ConfigError
+from barmap.paths import read_env_file
 
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines (comments and blank lines skipped), as scripts/kernel.sh writes them."""
-    out: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and not key.lstrip().startswith("#"):
-            out[key.strip()] = value.strip()
-    return out
+__all__ = ["BOOTS", "Artifacts", "find_artifacts", "find_qemu", "read_env_file"]
 
 
 def find_qemu(qemu: str | os.PathLike[str] | None = None) -> Path:

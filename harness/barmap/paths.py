@@ -57,6 +57,16 @@ KERNEL_FLAVOR_RACE_CYCLES = {"distro": 50, "debug": 20}
 SOAK_RACE_CYCLES = {"distro": 200, "debug": 20}
 
 
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines (comments and blank lines skipped), as scripts/kernel.sh writes them."""
+    out: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and not key.lstrip().startswith("#"):
+            out[key.strip()] = value.strip()
+    return out
+
+
 def _env(name: str) -> str:
     return os.environ.get(name, "").strip()
 

@@ -92,20 +92,10 @@ def mb(n: float) -> str:
 # The cached kernel and the apt state of scripts/kernel.sh
 
 
-def read_env(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines, as scripts/kernel.sh writes kernel.env."""
-    out: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and not key.lstrip().startswith("#"):
-            out[key.strip()] = value.strip()
-    return out
-
-
 def kernel_release(suite: str | None = None, cache: str | None = None) -> str:
     """KVER of the suite's cached distro kernel; NotFetched when there is none."""
     env = paths.kernel_env(suite, cache, "distro")
-    kver = read_env(env).get("KVER", "") if env.is_file() else ""
+    kver = paths.read_env_file(env).get("KVER", "") if env.is_file() else ""
     if not kver:
         raise NotFetched(
             f"no {paths.kernel_suite(suite)} kernel in {env.parent}: run make kernel first"
@@ -246,7 +236,7 @@ def kernel_version(suite: str | None = None, cache: str | None = None) -> str | 
     """The Debian version of the cached kernel: from its banner in the cached
     uncompressed vmlinux (what is booted), else apt's candidate of its image."""
     env_file = paths.kernel_env(suite, cache, "distro")
-    env = read_env(env_file)
+    env = paths.read_env_file(env_file)
     kver = env.get("KVER", "")
     if env.get("VMLINUX"):
         version = banner_version(Path(env["VMLINUX"]), kver)
@@ -546,6 +536,25 @@ def _check_space(directory: Path, pkg: Package, unpacked: float) -> None:
         raise SymbolsError(f"{directory}: {mb(free)} free, {pkg.name} needs about {mb(need)}")
 
 
+@contextmanager
+def _downloaded(
+    pkg: Package,
+    directory: Path,
+    unpacked: float,
+    log: IO[str] | None,
+    timeout: float,
+    retry_delay: float,
+) -> Iterator[Path]:
+    """``pkg``'s .deb in ``directory/dl``, under the directory's lock, with room for
+    ``unpacked`` bytes more; deleted once the caller has taken what it wants."""
+    with locked(directory):
+        _check_space(directory, pkg, unpacked)
+        _drop_stale_parts(directory / "dl", pkg)
+        deb = download(pkg, directory / "dl", log=log, timeout=timeout, retry_delay=retry_delay)
+        yield deb
+        deb.unlink()
+
+
 def fetch_vmlinux(
     pkg: Package,
     kver: str,
@@ -561,16 +570,12 @@ def fetch_vmlinux(
     out = directory / f"vmlinux-{kver}"
     if out.is_file():
         return out
-    with locked(directory):
-        _check_space(directory, pkg, VMLINUX_SHARE * pkg.size)
-        _drop_stale_parts(directory / "dl", pkg)
-        deb = download(pkg, directory / "dl", log=log, timeout=timeout, retry_delay=retry_delay)
+    with _downloaded(pkg, directory, VMLINUX_SHARE * pkg.size, log, timeout, retry_delay) as deb:
         print(f"{PROG}: extracting vmlinux-{kver} from {deb.name}", file=log or sys.stderr)
         extract_vmlinux(deb, kver, out)
-        deb.unlink()
-        for old in directory.glob("vmlinux-*"):
-            if old != out:
-                old.unlink()
+    for old in directory.glob("vmlinux-*"):
+        if old != out:
+            old.unlink()
     return out
 
 
@@ -588,13 +593,9 @@ def fetch_source(
     stamp = f"{pkg.name} {pkg.version} {kver}"
     if _stamp(out) == stamp:
         return out
-    with locked(directory):
-        _check_space(directory, pkg, SOURCE_GROWTH * pkg.size)
-        _drop_stale_parts(directory / "dl", pkg)
-        deb = download(pkg, directory / "dl", log=log, timeout=timeout, retry_delay=retry_delay)
+    with _downloaded(pkg, directory, SOURCE_GROWTH * pkg.size, log, timeout, retry_delay) as deb:
         print(f"{PROG}: unpacking the source from {deb.name}", file=log or sys.stderr)
         extract_source(deb, kver, out, stamp)
-        deb.unlink()
     return out
 
 
@@ -615,7 +616,7 @@ def symbols_dir(suite: str | None = None, cache: str | None = None) -> Path:
 
 def _debug_kdir(suite: str | None, cache: str | None) -> Path | None:
     env = paths.kernel_env(suite, cache, "debug")
-    kdir = read_env(env).get("KDIR", "") if env.is_file() else ""
+    kdir = paths.read_env_file(env).get("KDIR", "") if env.is_file() else ""
     return Path(kdir) if kdir else None
 
 
