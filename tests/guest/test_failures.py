@@ -137,7 +137,10 @@ def test_gdb_port_in_use_is_a_clear_error(barmap_config: MachineConfig) -> None:
 
 
 _CHILD = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    # Ctrl-C as on a terminal, even when this test runs where SIGINT is ignored (a job
+    # started in the background by a shell)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from barmap.config import MachineConfig
     from barmap.machine import Machine
     from pathlib import Path
