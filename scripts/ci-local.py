@@ -22,10 +22,12 @@ machine after a clean checkout (the README's ``make demo`` from nothing, say).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -212,7 +214,28 @@ class Root:
     def bind_cache(self, at: str) -> None:
         self.mount(self.cache, self.path / at.lstrip("/"), ["--bind"])
 
+    def processes(self) -> list[int]:
+        """Processes whose root directory is this root (a step's leftovers)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.readlink(entry / "root") == str(self.path):
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
     def __exit__(self, *exc: object) -> None:
+        # nothing of the job outlives it (an interrupted step leaves its QEMUs): no
+        # process keeps the root's mounts busy, none runs on in a deleted tree
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in self.processes():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + 5
+            while self.processes() and time.monotonic() < deadline:
+                time.sleep(0.1)
         for dest in reversed(self.mounts):
             subprocess.run(["umount", "-R", "-l", str(dest)], check=False)
         if not os.environ.get("BARMAP_CI_KEEP"):
@@ -289,6 +312,8 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the root afterwards")
     p.add_argument("--refresh-root", action="store_true", help="mmdebstrap the root anew")
     args = p.parse_args()
+    # a terminated run cleans up as an interrupted one does (Root.__exit__)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if os.geteuid() != 0:
         print("ci-local: needs root (chroot, mounts)", file=sys.stderr)
         return 2
