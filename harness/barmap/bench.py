@@ -22,10 +22,18 @@ from barmap.machine import Machine
 def boot_rounds(
     configs: dict[str, MachineConfig], rounds: int, log_dir: Path
 ) -> dict[str, list[dict[str, float]]]:
-    """Boot each config ``rounds`` times (interleaved); the phases of every boot."""
+    """Boot each config ``rounds`` times (interleaved); the phases of every boot.
+
+    The order turns by one each round: on this project's CI machine back-to-back boots
+    alternate between fast and ~0.15 s slower (the host's doing, the same for any
+    config), so a fixed order would give one path all the slow turns.
+    """
     out: dict[str, list[dict[str, float]]] = {name: [] for name in configs}
+    names = list(configs)
     for i in range(rounds):
-        for name, config in configs.items():
+        turn = i % len(names) if names else 0
+        for name in names[turn:] + names[:turn]:
+            config = configs[name]
             with Machine(config, log_dir=log_dir / f"boot-{name}-{i}") as vm:
                 out[name].append(vm.boot_phases())
     return out
