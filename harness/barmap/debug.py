@@ -210,8 +210,7 @@ def in_tmux(argv: list[str], name: str) -> int:
     monitor_pane = (
         f"while [ ! -s {shlex.quote(str(ready))} ]; do sleep 0.2; done; {me} monitor {name}"
     )
-    env_path = f"PYTHONPATH={shlex.quote(os.environ.get('PYTHONPATH', ''))}"
-    console = f"{env_path} {shlex.join(inner)}"
+    console = shlex.join(inner)
     if os.environ.get("TMUX"):
         subprocess.run(["tmux", "split-window", "-h", gdb_pane], check=True)
         subprocess.run(["tmux", "split-window", "-v", monitor_pane], check=True)
