@@ -37,12 +37,17 @@ class CheckResult:
         return self.verdict == "PASS"
 
 
-def load_module(vm: Machine, *, reserved: bool = True, device: str = "/dev/barmap0") -> None:
+def insmod_command(vm: Machine, *, reserved: bool = True) -> str:
+    """The guest command that loads the driver, given the machine's reservation."""
     params = ""
     r = vm.config.reservation
     if reserved and r is not None:
         params = f" reserved_base={r.base:#x} reserved_size={r.size:#x}"
-    vm.run(f"insmod {MODULE_PATH}{params}", check=True)
+    return f"insmod {MODULE_PATH}{params}"
+
+
+def load_module(vm: Machine, *, reserved: bool = True, device: str = "/dev/barmap0") -> None:
+    vm.run(insmod_command(vm, reserved=reserved), check=True)
     vm.run(f"test -c {device}", check=True)
 
 

@@ -183,7 +183,7 @@ def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
             vm.start(quiet_shell=False)
             dbg.register(vm, name, log_dir, "run")
             if args.load:
-                vm.console.send(f"insmod {checks.MODULE_PATH}\n")
+                vm.console.send(checks.insmod_command(vm) + "\n")
         traced = f"; trace events of {', '.join(config.trace)} shown" if config.trace else ""
         attach(
             vm,

@@ -35,12 +35,10 @@ from barmap.elf import ElfError
 from barmap.errors import BarmapError
 from barmap.machine import Machine
 from barmap.monitor import write_session
-from barmap.paths import REPO_ROOT
 
 GDB_SCRIPT = "barmap.gdb"
 READY_FILE = "gdb-attached"
 DRIVER = "barmap"
-DRIVER_KO = REPO_ROOT / "guest-driver" / "barmap.ko"
 
 
 def btf_of(kernel: Path, kenv_vmlinux: str, scratch: Path) -> Btf | None:
@@ -78,14 +76,6 @@ def _sections(vm: Machine, module: str) -> dict[str, int]:
     return gdbscript.parse_sections(out) if status == 0 else {}
 
 
-def _insmod_line(vm: Machine) -> str:
-    params = ""
-    r = vm.config.reservation
-    if r is not None:
-        params = f" reserved_base={r.base:#x} reserved_size={r.size:#x}"
-    return f"insmod {checks.MODULE_PATH}{params}"
-
-
 def _load_when_attached(vm: Machine, ready: Path) -> None:
     """Type the insmod line on the console once gdb has run the script (a thread)."""
 
@@ -93,7 +83,7 @@ def _load_when_attached(vm: Machine, ready: Path) -> None:
         while vm.is_running() and not ready.exists():
             time.sleep(0.2)
         if vm.is_running():
-            vm.console.send(_insmod_line(vm) + "\n")
+            vm.console.send(checks.insmod_command(vm) + "\n")
 
     threading.Thread(target=wait, name="barmap-load-when-attached", daemon=True).start()
 
@@ -114,7 +104,7 @@ def prepare(vm: Machine, args: argparse.Namespace, log_dir: Path, kenv_vmlinux: 
     suite = getattr(args, "suite", None)
     vmlinux = kernel_symbols(args)
     modules = [gdbscript.ModuleFile(DRIVER, Path(args.driver_ko))]
-    kernel_breaks = [b for b in args.breaks if not any(b in m.functions() for m in modules)]
+    kernel_breaks = [b for b in args.breaks if not any(b in m.functions for m in modules)]
     kallsyms = _kallsyms(vm, [gdbscript.MODULE_LOAD_FUNCTION, *kernel_breaks])
     btf = btf_of(vm.config.kernel, kenv_vmlinux, vm.rundir)
     loaded: dict[str, dict[str, int]] = {}

@@ -27,6 +27,7 @@ import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from barmap import elf, modplace
@@ -73,31 +74,26 @@ class ModuleFile:
     name: str
     ko: Path
 
-    def section_names(self) -> set[str]:
+    @cached_property
+    def _symbols(self) -> list[elf.Symbol]:
+        return elf.symbols(self.ko)
+
+    @cached_property
+    def section_names(self) -> frozenset[str]:
         """The sections the module loader puts in memory (SHF_ALLOC)."""
-        return {s.name for s in elf.sections(self.ko) if s.name and s.flags & SHF_ALLOC}
+        return frozenset(s.name for s in elf.sections(self.ko) if s.name and s.flags & SHF_ALLOC)
 
-    def init_functions(self) -> set[str]:
-        return {
+    @cached_property
+    def init_functions(self) -> frozenset[str]:
+        return frozenset(
             s.name
-            for s in elf.symbols(self.ko)
+            for s in self._symbols
             if s.is_function and s.section.startswith(INIT_SECTION_PREFIX)
-        }
+        )
 
-    def functions(self) -> set[str]:
-        return {s.name for s in elf.symbols(self.ko) if s.is_function}
-
-
-def add_symbol_file_command(ko: Path, sections: Mapping[str, int], known: set[str]) -> str:
-    """``add-symbol-file KO TEXT -s SECTION ADDR...`` for the sections the ``.ko`` has."""
-    if ".text" not in sections:
-        raise ValueError(f"{ko}: no .text address among {sorted(sections)}")
-    rest = " ".join(
-        f"-s {name} {addr:#x}"
-        for name, addr in sorted(sections.items())
-        if name != ".text" and name in known
-    )
-    return f"add-symbol-file {ko} {sections['.text']:#x} {rest}".rstrip()
+    @cached_property
+    def functions(self) -> frozenset[str]:
+        return frozenset(s.name for s in self._symbols if s.is_function)
 
 
 def parse_sections(listing: str) -> dict[str, int]:
@@ -143,8 +139,8 @@ class Session:
 def breakpoint_commands(session: Session) -> tuple[list[str], list[str]]:
     """(gdb commands, notes for the user) for the session's ``--break`` names."""
     commands, notes = [], []
-    module_funcs = {m.name: m.functions() for m in session.modules}
-    init_funcs = set().union(*(m.init_functions() for m in session.modules))
+    module_funcs = {m.name: m.functions for m in session.modules}
+    init_funcs = set().union(*(m.init_functions for m in session.modules))
     for name in session.breaks:
         if any(name in funcs for funcs in module_funcs.values()):
             kind = "hbreak" if name in init_funcs else "break"
@@ -195,14 +191,11 @@ def barmap_add_module(name, sections):
     if old is not None:
         gdb.execute("remove-symbol-file -a %#x" % old, to_string=True)
     text = sections[".text"]
-    mine = dict((s, a) for s, a in sections.items() if s in BARMAP_KO_SECTIONS[name])
-    try:  # linked at its addresses by ld: gdb need not relocate the DWARF itself
-        out = pathlib.Path(BARMAP_PLACED_DIR) / ("%s-%x.elf" % (name, text))
-        command = "add-symbol-file %s" % _barmap_modplace.place(pathlib.Path(ko), mine, out)
-    except Exception as exc:
-        gdb.write("barmap: %s; gdb relocates %s itself\\n" % (exc, ko))
-        rest = " ".join("-s %s %#x" % (s, a) for s, a in sorted(mine.items()) if s != ".text")
-        command = "add-symbol-file %s %#x %s" % (ko, text, rest)
+    command, note = _barmap_modplace.load_command(
+        name, pathlib.Path(ko), sections, set(BARMAP_KO_SECTIONS[name]),
+        pathlib.Path(BARMAP_PLACED_DIR))
+    if note:
+        gdb.write("barmap: %s\\n" % note)
     gdb.execute(command, to_string=True)
     _barmap_loaded[name] = text
     gdb.write("barmap: symbols of %s (%s) at .text %#x\\n" % (name, ko, text))
@@ -231,21 +224,6 @@ BarmapModuleLoad({spec!r}, internal=True)
 '''
 
 
-def _load_command(
-    module: ModuleFile, sections: Mapping[str, int], known: set[str], session: Session
-) -> str:
-    """The gdb command that loads a module already in memory: linked at its addresses
-    when ``ld`` is there (modplace), else the ``.ko`` and its section addresses."""
-    mine = {name: addr for name, addr in sections.items() if name in known}
-    if session.placed_dir is not None and modplace.available() and ".text" in mine:
-        out = session.placed_dir / f"{module.name}-{mine['.text']:x}.elf"
-        try:
-            return f"add-symbol-file {modplace.place(module.ko, mine, out)}"
-        except modplace.PlaceError:
-            pass
-    return add_symbol_file_command(module.ko, sections, known)
-
-
 def script(session: Session) -> str:
     """The gdb script text (``gdb -q -x FILE``)."""
     lines = [
@@ -260,10 +238,13 @@ def script(session: Session) -> str:
         lines.append("set architecture i386:x86-64")
     lines += session.source_commands
     lines.append(f"target remote 127.0.0.1:{session.port}")
-    known = {m.name: m.section_names() for m in session.modules}
+    known = {m.name: m.section_names for m in session.modules}
     for m in session.modules:
         if m.name in session.loaded:
-            lines.append(_load_command(m, session.loaded[m.name], known[m.name], session))
+            command, _note = modplace.load_command(
+                m.name, m.ko, session.loaded[m.name], known[m.name], session.placed_dir
+            )
+            lines.append(command)
     hook_spec = ""
     if MODULE_LOAD_FUNCTION in session.kallsyms:
         hook_spec = f"*{session.kallsyms[MODULE_LOAD_FUNCTION]:#x}"

@@ -30,28 +30,31 @@ KEYS_HELP = (
 
 
 class _Trace:
-    """New lines of QEMU's trace log, as they are written."""
+    """New lines of QEMU's trace log, as they are written (the file is opened once)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._pos = 0
+        self._file: BinaryIO | None = None
         self._partial = b""
 
     def poll(self) -> bytes:
         if self.path is None:
             return b""
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self._pos)
-                data = f.read()
-        except OSError:
-            return b""
-        self._pos += len(data)
-        data = self._partial + data
+        if self._file is None:
+            try:
+                self._file = open(self.path, "rb")  # kept open: tailed
+            except OSError:
+                return b""  # QEMU has not written it yet
+        data = self._partial + self._file.read()
         lines, _, self._partial = data.rpartition(b"\n")
         if not lines:
             return b""
         return b"".join(b"trace: " + ln + b"\r\n" for ln in lines.split(b"\n"))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
 
 class _Terminal:
@@ -177,5 +180,6 @@ def attach(vm: Machine, banner: str = "", trace: Path | None = None) -> None:
                 elif not term.keys(data):
                     break
     finally:
+        term.trace.close()
         term.cooked()
         term.write(b"\r\n")

@@ -239,7 +239,8 @@ class Machine:
         """
         try:
             self.qmp.poll_events()
-            if not any(e.get("event") == "STOP" for e in self.qmp.events):
+            runs = [e["event"] for e in self.qmp.events if e.get("event") in ("STOP", "RESUME")]
+            if not runs or runs[-1] != "STOP":  # running: nothing to ask QEMU
                 return ""
             status = str(self.qmp.cmd("query-status").get("status", ""))
         except Exception:  # QEMU going away: is_running() tells
@@ -332,8 +333,8 @@ class Machine:
             raise GuestCrash(
                 f"{what}: the guest panicked (pvpanic)", marker="panic", **self.error_kw()
             )
-        if self.is_running():
-            state = self.stopped_by_error()
+        state = self.stopped_by_error() if self.is_running() else ""
+        if state:
             lines = [ln.strip() for ln in self._proc.stderr().splitlines() if ln.strip()]
             said = [ln for ln in lines if "error" in ln.lower() or "failure" in ln.lower()]
             why = f": {said[0]}" if said else ""

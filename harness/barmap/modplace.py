@@ -18,6 +18,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 LD = "ld"
@@ -40,6 +41,44 @@ def linker_script(sections: Mapping[str, int]) -> str:
 
 def available() -> bool:
     return shutil.which(LD) is not None
+
+
+def add_symbol_file_command(ko: Path, sections: Mapping[str, int], known: AbstractSet[str]) -> str:
+    """``add-symbol-file KO TEXT -s SECTION ADDR...`` for the sections the ``.ko`` has
+    (gdb then relocates the ``.ko`` itself)."""
+    if ".text" not in sections:
+        raise ValueError(f"{ko}: no .text address among {sorted(sections)}")
+    rest = " ".join(
+        f"-s {name} {addr:#x}"
+        for name, addr in sorted(sections.items())
+        if name != ".text" and name in known
+    )
+    return f"add-symbol-file {ko} {sections['.text']:#x} {rest}".rstrip()
+
+
+def load_command(
+    name: str,
+    ko: Path,
+    sections: Mapping[str, int],
+    known: AbstractSet[str],
+    placed_dir: Path | None,
+) -> tuple[str, str]:
+    """(the gdb command that loads module ``name``'s symbols at ``sections``, a note).
+
+    The module linked at its addresses into ``placed_dir`` when ``ld`` can do it;
+    else the ``.ko`` and its section addresses, with the reason in the note.  Only the
+    sections the ``.ko`` has (``known``: its SHF_ALLOC ones) count.  The harness calls
+    it for a module already loaded, the gdb script's hook for one loading now.
+    """
+    mine = {section: addr for section, addr in sections.items() if section in known}
+    note = "no directory for the linked module"
+    if placed_dir is not None and ".text" in mine:
+        out = Path(placed_dir) / f"{name}-{mine['.text']:x}.elf"
+        try:
+            return f"add-symbol-file {place(ko, mine, out)}", ""
+        except (PlaceError, OSError) as exc:
+            note = f"{exc}; gdb relocates {ko} itself"
+    return add_symbol_file_command(ko, sections, known), note
 
 
 def place(ko: Path, sections: Mapping[str, int], out: Path) -> Path:

@@ -97,7 +97,7 @@ def test_listings_from_the_guest() -> None:
     want = {"do_init_module": 0xFFFFFFFF81149360, "do_init_module.cold": 0xFFFFFFFF81A0B3E3}
     assert gdbscript.parse_kallsyms(kallsyms) == want
     with pytest.raises(ValueError, match=r"no \.text"):
-        gdbscript.add_symbol_file_command(Path("m.ko"), {".data": 1}, {".data"})
+        gdbscript.modplace.add_symbol_file_command(Path("m.ko"), {".data": 1}, {".data"})
 
 
 def test_a_loaded_module_is_linked_at_its_addresses(module: ModuleFile, tmp_path: Path) -> None:
