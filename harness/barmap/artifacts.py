@@ -20,8 +20,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from barmap import paths
+from barmap.config import MachineConfig
 from barmap.errors import ConfigError
 from barmap.paths import read_env_file
 
@@ -54,6 +56,18 @@ class Artifacts:
     kernel_release: str
     boot: str = "bzimage"  # how ``kernel`` boots: pvh or bzimage
     kernel_env: Path = Path()  # the kernel.env the kernel was found through
+    # what that kernel.env's APPEND= asks the command line for (the debug kernel's needs)
+    kernel_args: tuple[str, ...] = ()
+
+    def machine_config(self, **fields: Any) -> MachineConfig:
+        """A MachineConfig that boots these artifacts; ``fields`` set the rest."""
+        return MachineConfig(
+            qemu=self.qemu,
+            kernel=self.kernel,
+            initrd=self.initrd,
+            kernel_args=self.kernel_args,
+            **fields,
+        )
 
     def check(self) -> None:
         """Raise ConfigError naming the first missing piece and the make target that builds it."""
@@ -64,6 +78,15 @@ class Artifacts:
         ):
             if not path.is_file():
                 raise ConfigError(f"{what} not found at {path}: run `{target}`")
+
+
+def _kernel_args(kenv: dict[str, str], kernel: Path) -> tuple[str, ...]:
+    """kernel.env's APPEND=, when ``kernel`` is one of the images it names (a kernel of the
+    user's own is not the one it was written for, however it is given)."""
+    names = [kenv.get(key, "") for key in ("VMLINUZ", "VMLINUX")]
+    if not any(name and Path(name).resolve() == kernel.resolve() for name in names):
+        return ()
+    return tuple(kenv.get("APPEND", "").split())
 
 
 def find_artifacts(
@@ -104,4 +127,5 @@ def find_artifacts(
         kernel_release=kenv.get("KVER", ""),
         boot=boot_kind(kernel_path),
         kernel_env=kenv_path,
+        kernel_args=_kernel_args(kenv, kernel_path),
     )

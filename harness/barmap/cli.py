@@ -83,10 +83,7 @@ def _add_session_options(p: argparse.ArgumentParser) -> None:
 def _config(args: argparse.Namespace, **overrides: object) -> MachineConfig:
     art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, args.boot)
     art.check()
-    config = MachineConfig(
-        qemu=art.qemu,
-        kernel=art.kernel,
-        initrd=art.initrd,
+    config = art.machine_config(
         accel=args.accel,
         memory_mb=args.memory,
         boot_log=args.boot_log,

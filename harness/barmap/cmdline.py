@@ -44,6 +44,7 @@ def kernel_append(config: MachineConfig) -> str:
         args.append(f"memmap={r.size:#x}${r.base:#x}")
     if config.gdb_port is not None:
         args.append("nokaslr")
+    args.extend(config.kernel_args)
     args.extend(config.append)
     return " ".join(args)
 

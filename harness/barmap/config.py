@@ -45,6 +45,9 @@ class MachineConfig:
     smp: int = 1
     devices: tuple[BarmapDevice, ...] = (BarmapDevice(),)
     reservation: Reservation | None = Reservation()
+    # boot parameters the kernel's own build asks for (kernel.env's APPEND=, e.g. the debug
+    # kernel's); before ``append``, so the user's word wins
+    kernel_args: tuple[str, ...] = ()
     append: tuple[str, ...] = ()
     boot_log: bool = False  # every kernel message on the console, not only warnings and worse
     extra_args: tuple[str, ...] = ()

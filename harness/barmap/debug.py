@@ -108,7 +108,10 @@ def prepare(vm: Machine, args: argparse.Namespace, log_dir: Path, kenv_vmlinux: 
     kallsyms = _kallsyms(vm, [gdbscript.MODULE_LOAD_FUNCTION, *kernel_breaks])
     btf = btf_of(vm.config.kernel, kenv_vmlinux, vm.rundir)
     loaded: dict[str, dict[str, int]] = {}
-    defer = bool(args.breaks)
+    # Breakpoints wait for the driver's load, which the gdb hook follows by the kernel's
+    # struct module layout (BTF).  Without BTF the driver is loaded first and its symbols
+    # placed from sysfs: what runs after the load still stops, its init and probe have run.
+    defer = bool(args.breaks) and btf is not None
     if not defer:
         checks.load_module(vm)
         loaded[DRIVER] = _sections(vm, DRIVER)
@@ -123,7 +126,7 @@ def prepare(vm: Machine, args: argparse.Namespace, log_dir: Path, kenv_vmlinux: 
         breaks=args.breaks,
         ready_file=log_dir / READY_FILE,
         placed_dir=log_dir,
-        run=defer,
+        run=bool(args.breaks),
     )
     path = log_dir / GDB_SCRIPT
     path.write_text(gdbscript.script(session))
@@ -139,6 +142,9 @@ def prepare(vm: Machine, args: argparse.Namespace, log_dir: Path, kenv_vmlinux: 
     if btf is None:
         print("barmap: this kernel has no BTF: a reloaded module's symbols are not followed",
               file=sys.stderr)  # fmt: skip
+        if args.breaks:
+            print("barmap: so the driver is loaded before gdb attaches: its init and probe"
+                  " have run when the breakpoints are set", file=sys.stderr)  # fmt: skip
     if defer:
         (log_dir / READY_FILE).unlink(missing_ok=True)
         _load_when_attached(vm, log_dir / READY_FILE)

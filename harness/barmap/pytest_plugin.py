@@ -86,8 +86,7 @@ def barmap_artifacts(request: pytest.FixtureRequest) -> Artifacts:
 @pytest.fixture(scope="session")
 def barmap_config(request: pytest.FixtureRequest, barmap_artifacts: Artifacts) -> MachineConfig:
     accel = request.config.getoption("--barmap-accel") or os.environ.get("BARMAP_ACCEL", "auto")
-    return MachineConfig(qemu=barmap_artifacts.qemu, kernel=barmap_artifacts.kernel,
-                         initrd=barmap_artifacts.initrd, accel=accel)  # type: ignore[arg-type]  # fmt: skip
+    return barmap_artifacts.machine_config(accel=accel)
 
 
 class SessionVM:

@@ -15,6 +15,7 @@ import pexpect
 import pytest
 
 from barmap.config import MachineConfig
+from barmap.paths import timeout_scale
 
 pytestmark = pytest.mark.guest
 
@@ -29,7 +30,7 @@ def _barmap(
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "barmap", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)  # fmt: skip
+                          text=True, timeout=timeout * timeout_scale(), env=env)  # fmt: skip
 
 
 def _use_the_shell(child: pexpect.spawn, first: str = "") -> None:
@@ -44,7 +45,7 @@ def _use_the_shell(child: pexpect.spawn, first: str = "") -> None:
     child.expect("ANSWER-42")
     child.expect("barmap# ")
     child.send("\x1d")
-    child.expect(pexpect.EOF, timeout=30)
+    child.expect(pexpect.EOF, timeout=30 * timeout_scale())
 
 
 def test_demo_prints_a_passing_table(barmap_config: MachineConfig, tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ def test_run_gives_an_interactive_serial_shell(
     child = pexpect.spawn(
         sys.executable, ["-m", "barmap", "run", "--load", *_args(barmap_config),
                          "--log-dir", str(tmp_path)],
-        encoding="utf-8", timeout=120,
+        encoding="utf-8", timeout=120 * timeout_scale(),
     )  # fmt: skip
     try:
         _use_the_shell(child)
@@ -110,7 +111,7 @@ def test_debug_stops_for_gdb_then_boots(barmap_config: MachineConfig, tmp_path: 
     child = pexpect.spawn(
         sys.executable, ["-m", "barmap", "debug", "--gdb-port", str(port),
                          *_args(barmap_config), "--log-dir", str(tmp_path)],
-        encoding="utf-8", timeout=120,
+        encoding="utf-8", timeout=120 * timeout_scale(),
     )  # fmt: skip
     try:
         child.expect(f"target remote 127.0.0.1:{port}")

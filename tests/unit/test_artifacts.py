@@ -119,3 +119,21 @@ def test_a_users_own_kernel_boots_as_it_is(cache: Path, tmp_path: Path) -> None:
     own.write_bytes(b"MZ" + b"\0" * 62)
     art = find_artifacts(kernel=own, boot="pvh")
     assert (art.kernel, art.boot) == (own, "bzimage")
+
+
+def test_the_kernels_own_boot_parameters_reach_the_command_line(cache: Path) -> None:
+    """kernel.env's APPEND= (the debug kernel's acpi=noirq) is on the command line, before
+    the user's append (which wins), and not for another kernel."""
+    from barmap.cmdline import kernel_append
+
+    kenv = paths.kernel_env("bookworm")
+    kenv.write_text(kenv.read_text() + "APPEND=acpi=noirq foo=1\n")
+    art = find_artifacts()
+    assert art.kernel_args == ("acpi=noirq", "foo=1")
+    line = kernel_append(art.machine_config(append=("foo=2",))).split()
+    assert line.index("acpi=noirq") < line.index("foo=1") < line.index("foo=2")
+    assert find_artifacts(kernel="/my/bzImage").kernel_args == ()
+    # the same image named by path (as the CLI's --kernel) is still the kernel.env's
+    assert find_artifacts(kernel="/boot/bookworm").kernel_args == ("acpi=noirq", "foo=1")
+    assert "APPEND" not in paths.read_env_file(paths.kernel_env("trixie"))
+    assert "acpi=noirq" not in kernel_append(find_artifacts("trixie").machine_config())

@@ -16,15 +16,13 @@ from pathlib import Path
 from barmap import Machine
 from barmap.abi import reg
 from barmap.artifacts import Artifacts
-from barmap.config import MachineConfig
 
 
 def test_barmap_device_is_there_and_takes_our_files(barmap_artifacts: Artifacts,
                                                     tmp_path: Path) -> None:  # fmt: skip
     payload = tmp_path / "payload.bin"
     payload.write_bytes(bytes(range(256)) * 16)
-    config = MachineConfig(qemu=barmap_artifacts.qemu, kernel=barmap_artifacts.kernel,
-                           initrd=barmap_artifacts.initrd, ssh=True)  # fmt: skip
+    config = barmap_artifacts.machine_config(ssh=True)
     with Machine(config) as vm:
         vm.ssh().put(payload, "/tmp/payload.bin")
         status, out = vm.run("md5sum /tmp/payload.bin")
