@@ -130,10 +130,10 @@ def test_the_kernels_own_boot_parameters_reach_the_command_line(cache: Path) -> 
     kenv.write_text(kenv.read_text() + "APPEND=acpi=noirq foo=1\n")
     art = find_artifacts()
     assert art.kernel_args == ("acpi=noirq", "foo=1")
-    line = kernel_append(art.machine_config(append=("foo=2",))).split()
+    line = kernel_append(art.machine_config(append=("foo=2",)), "tcg").split()
     assert line.index("acpi=noirq") < line.index("foo=1") < line.index("foo=2")
     assert find_artifacts(kernel="/my/bzImage").kernel_args == ()
     # the same image named by path (as the CLI's --kernel) is still the kernel.env's
     assert find_artifacts(kernel="/boot/bookworm").kernel_args == ("acpi=noirq", "foo=1")
     assert "APPEND" not in paths.read_env_file(paths.kernel_env("trixie"))
-    assert "acpi=noirq" not in kernel_append(find_artifacts("trixie").machine_config())
+    assert "acpi=noirq" not in kernel_append(find_artifacts("trixie").machine_config(), "tcg")

@@ -51,7 +51,7 @@ def test_kvm_uses_host_cpu(config: MachineConfig, tmp_path: Path) -> None:
 
 def test_reservation_and_gdb_in_append(config: MachineConfig) -> None:
     cfg = replace(config, reservation=Reservation(base=0x20000000, size=0x100000), gdb_port=4321)
-    append = kernel_append(cfg)
+    append = kernel_append(cfg, "tcg")
     assert "memmap=0x100000$0x20000000" in append
     assert "console=ttyS0" in append and "nokaslr" in append
 
@@ -111,3 +111,10 @@ def test_qtest_machine_connects_to_our_sockets(tmp_path: Path) -> None:
     assert _opt(args, "-mon") == ["chardev=qmp,mode=control"]
     assert _opt(args, "-L") == list(FIRMWARE_DIRS)
     assert "-nodefaults" in args and args[-2:] == ["-device", "barmap"]
+
+
+def test_the_lapic_timer_stays_where_it_is_not_calibrated_at_boot(config: MachineConfig) -> None:
+    """nolapic_timer only for one CPU under TCG (no TSC-deadline timer there)."""
+    assert "nolapic_timer" in kernel_append(config, "tcg").split()
+    assert "nolapic_timer" not in kernel_append(config, "kvm").split()
+    assert "nolapic_timer" not in kernel_append(replace(config, smp=2), "tcg").split()
