@@ -43,27 +43,36 @@ QEMU_FUZZ_BINARY_NAME = "qemu-fuzz-x86_64"
 # (scripts/kernel-debug.sh, images/debug-kernel.config)
 KERNEL_FLAVORS: tuple[str, ...] = ("distro", "debug")
 # How much longer the guest takes on each kernel: every console timeout of the
-# harness is multiplied by it (BARMAP_TIMEOUT_SCALE overrides).  The debug kernel
-# probes and removes a barmap in ~10 s under TCG instead of ~0.2 s.
+# harness is multiplied by it (BARMAP_TIMEOUT_SCALE overrides).  Under the debug
+# kernel's sanitizers everything runs several times slower (a boot: ~9 s under TCG
+# against ~1.7 s).
 KERNEL_FLAVOR_SLOWDOWN = {"distro": 1.0, "debug": 8.0}
 # Map/unplug cycles per removal path in the unplug race tests (BARMAP_RACE_CYCLES
 # overrides).  On the distro kernel they measure how often a stale mapping
 # appears: the eager strategy shows one in ~10-20% of the cycles, so 50 catch a
 # regression to it all but surely within `make test`; the pipeline's soak
 # (BARMAP_SOAK=1, .ci/run) runs 200.  On the debug kernel the sanitizers watch
-# every cycle, and 20 of them (each ~30 s under TCG there) cover each path
-# without an hour-long run.
+# every cycle, and 20 of them cover each path (they were ~30 s each there before
+# the debug kernel's acpi=noirq, which scripts/kernel-debug.sh explains).
 KERNEL_FLAVOR_RACE_CYCLES = {"distro": 50, "debug": 20}
 SOAK_RACE_CYCLES = {"distro": 200, "debug": 20}
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """``KEY=value`` lines (comments and blank lines skipped), as scripts/kernel.sh writes them."""
+    """``KEY=value`` lines (comments and blank lines skipped), as scripts/kernel.sh writes them.
+
+    make and the scripts source the same file with the shell, so a value is read as the
+    shell reads it: ``APPEND="a b"`` is ``a b`` (unquoted, ``a b`` would run ``b``).
+    """
     out: dict[str, str] = {}
     for line in path.read_text().splitlines():
         key, sep, value = line.partition("=")
         if sep and key.strip() and not key.lstrip().startswith("#"):
-            out[key.strip()] = value.strip()
+            try:
+                words = shlex.split(value)
+            except ValueError as e:
+                raise ValueError(f"{path}: {key.strip()}: {e}") from None
+            out[key.strip()] = " ".join(words)
     return out
 
 

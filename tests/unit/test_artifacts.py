@@ -137,3 +137,16 @@ def test_the_kernels_own_boot_parameters_reach_the_command_line(cache: Path) -> 
     assert find_artifacts(kernel="/boot/bookworm").kernel_args == ("acpi=noirq", "foo=1")
     assert "APPEND" not in paths.read_env_file(paths.kernel_env("trixie"))
     assert "acpi=noirq" not in kernel_append(find_artifacts("trixie").machine_config(), "tcg")
+
+
+def test_kernel_env_values_read_as_the_shell_reads_them(cache: Path) -> None:
+    """make sources kernel.env with the shell; the harness must read the same values."""
+    import subprocess
+
+    kenv = paths.kernel_env("bookworm")
+    kenv.write_text(kenv.read_text() + 'APPEND="acpi=noirq foo=1"\nVMLINUX=\n')
+    shell = subprocess.run(["bash", "-c", f'. "{kenv}" && printf %s "$APPEND"'],
+                           capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert paths.read_env_file(kenv)["APPEND"] == shell == "acpi=noirq foo=1"
+    assert paths.read_env_file(kenv)["VMLINUX"] == ""
+    assert find_artifacts().kernel_args == ("acpi=noirq", "foo=1")
