@@ -27,7 +27,7 @@ from barmap.config import MachineConfig
 from barmap.errors import ConfigError
 from barmap.paths import read_env_file
 
-__all__ = ["BOOTS", "Artifacts", "find_artifacts", "find_qemu", "read_env_file"]
+__all__ = ["BOOTS", "Artifacts", "find_artifacts", "find_qemu", "names_kernel", "read_env_file"]
 
 
 def find_qemu(qemu: str | os.PathLike[str] | None = None) -> Path:
@@ -80,13 +80,16 @@ class Artifacts:
                 raise ConfigError(f"{what} not found at {path}: run `{target}`")
 
 
-def _kernel_args(kenv: dict[str, str], kernel: Path) -> tuple[str, ...]:
-    """kernel.env's APPEND=, when ``kernel`` is one of the images it names (a kernel of the
-    user's own is not the one it was written for, however it is given)."""
+def names_kernel(kenv: dict[str, str], kernel: Path) -> bool:
+    """Whether ``kernel`` is one of the images kernel.env names (a kernel of the user's own
+    is not the one it was written for, however it is given)."""
     names = [kenv.get(key, "") for key in ("VMLINUZ", "VMLINUX")]
-    if not any(name and Path(name).resolve() == kernel.resolve() for name in names):
-        return ()
-    return tuple(kenv.get("APPEND", "").split())
+    return any(name and Path(name).resolve() == kernel.resolve() for name in names)
+
+
+def _kernel_args(kenv: dict[str, str], kernel: Path) -> tuple[str, ...]:
+    """kernel.env's APPEND=, for the kernel it was written for."""
+    return tuple(kenv.get("APPEND", "").split()) if names_kernel(kenv, kernel) else ()
 
 
 def find_artifacts(

@@ -122,6 +122,52 @@ def test_gdb_stops_in_barmap_mmap_with_the_driver_source_line(
     _quit(console)
 
 
+def test_without_btf_the_driver_is_loaded_first_and_its_mmap_still_stops(
+    barmap_config: MachineConfig, tmp_path: Path, needs_gdb: None, children: list[pexpect.spawn]
+) -> None:
+    """A kernel whose BTF cannot be read (its magic cleared: the kernel itself then has none
+    either) gives the module hook no struct module layout.  The session says so, loads
+    the driver before gdb attaches, and a breakpoint in what runs later still stops."""
+    from dataclasses import replace
+
+    from barmap import elf
+
+    try:
+        btf = next(s for s in elf.sections(barmap_config.kernel) if s.name == ".BTF")
+    except (elf.ElfError, OSError, StopIteration):
+        pytest.skip("the booted kernel is not an ELF vmlinux with BTF to take away")
+    image = bytearray(barmap_config.kernel.read_bytes())
+    assert image[btf.offset : btf.offset + 2] == b"\x9f\xeb"  # BTF's magic, little-endian
+    image[btf.offset : btf.offset + 2] = b"\0\0"
+    kernel = tmp_path / "vmlinux-without-btf"
+    kernel.write_bytes(image)
+    config = replace(barmap_config, kernel=kernel)
+    port = _port()
+    console = _spawn("debug", "--break", "barmap_mmap", "--gdb-port", str(port),
+                     "--no-kernel-symbols", *_args(config), "--log-dir", str(tmp_path))  # fmt: skip
+    children.append(console)
+    console.expect("this kernel has no BTF")
+    console.expect("the driver is loaded before gdb attaches")
+    console.expect(r"attach with:\s+(gdb -q -x \S+)")
+    gdb = _gdb(console.match.group(1), tmp_path / "gdb.log")
+    children.append(gdb)
+    # the script placed the loaded driver's symbols, set the breakpoint and continued
+    gdb.expect(r"add symbol table from file \"\S+barmap-[0-9a-f]+\.elf\"")
+    gdb.expect(r"Breakpoint 1 at 0x[0-9a-f]+: file \S*guest-driver/barmap\.c")
+    console.send("\r")
+    console.expect(PROMPT)
+    console.send("barmap-check --strategy bar\r")
+    gdb.expect(r"Breakpoint 1, (0x[0-9a-f]+ in )?barmap_mmap \(")
+    gdb.expect(r"\(gdb\) ")
+    gdb.sendline("continue")
+    console.expect(r"verdict=PASS")
+    gdb.sendcontrol("c")
+    gdb.expect(r"\(gdb\) ")
+    gdb.sendline("quit")
+    gdb.expect(pexpect.EOF)
+    _quit(console)
+
+
 def test_a_breakpoint_in_module_init_hits(
     barmap_config: MachineConfig, tmp_path: Path, needs_gdb: None, children: list[pexpect.spawn]
 ) -> None:
