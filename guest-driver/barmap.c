@@ -99,6 +99,14 @@ static inline void barmap_vm_flags_set(struct vm_area_struct *vma,
 #endif
 }
 
+/* per-VMA locks: 6.4 and later (an empty stub without CONFIG_PER_VMA_LOCK) */
+static inline void barmap_vma_start_write(struct vm_area_struct *vma)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+	vma_start_write(vma);
+#endif
+}
+
 static unsigned long reserved_base;
 module_param(reserved_base, ulong, 0444);
 MODULE_PARM_DESC(reserved_base,
@@ -656,6 +664,14 @@ static int barmap_mmap(struct file *filp, struct vm_area_struct *vma)
 	unsigned long len = vma->vm_end - vma->vm_start;
 	int ret;
 
+	/*
+	 * Lock order: a VMA's lock, then state_rw (a fault holds the first, read, when
+	 * barmap_io_insert() takes the second).  Setting a VMA's flags write-locks the
+	 * VMA (vm_flags_set(), remap_pfn_range(), dma_mmap_coherent()), so take that
+	 * lock here, first: under state_rw the calls then find it held.  Lockdep on
+	 * 6.12 reported the inverse order as a circular dependency.
+	 */
+	barmap_vma_start_write(vma);
 	down_read(&bdev->state_rw);
 	if (bdev->dead)
 		ret = -ENODEV;
