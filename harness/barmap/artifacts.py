@@ -27,7 +27,7 @@ from barmap.config import MachineConfig
 from barmap.errors import ConfigError
 from barmap.paths import read_env_file
 
-__all__ = ["BOOTS", "Artifacts", "find_artifacts", "find_qemu", "names_kernel", "read_env_file"]
+__all__ = ["BOOTS", "Artifacts", "find_artifacts", "find_qemu", "read_env_file"]
 
 
 def find_qemu(qemu: str | os.PathLike[str] | None = None) -> Path:
@@ -58,6 +58,8 @@ class Artifacts:
     kernel_env: Path = Path()  # the kernel.env the kernel was found through
     # what that kernel.env's APPEND= asks the command line for (the debug kernel's needs)
     kernel_args: tuple[str, ...] = ()
+    # its VMLINUX= (the ELF with BTF and symbols), "" when it names none or another kernel boots
+    vmlinux: str = ""
 
     def machine_config(self, **fields: Any) -> MachineConfig:
         """A MachineConfig that boots these artifacts; ``fields`` set the rest."""
@@ -80,7 +82,7 @@ class Artifacts:
                 raise ConfigError(f"{what} not found at {path}: run `{target}`")
 
 
-def names_kernel(kenv: dict[str, str], kernel: Path) -> bool:
+def _names_kernel(kenv: dict[str, str], kernel: Path) -> bool:
     """Whether ``kernel`` is one of the images kernel.env names (a kernel of the user's own
     is not the one it was written for, however it is given)."""
     names = [kenv.get(key, "") for key in ("VMLINUZ", "VMLINUX")]
@@ -89,7 +91,7 @@ def names_kernel(kenv: dict[str, str], kernel: Path) -> bool:
 
 def _kernel_args(kenv: dict[str, str], kernel: Path) -> tuple[str, ...]:
     """kernel.env's APPEND=, for the kernel it was written for."""
-    return tuple(kenv.get("APPEND", "").split()) if names_kernel(kenv, kernel) else ()
+    return tuple(kenv.get("APPEND", "").split()) if _names_kernel(kenv, kernel) else ()
 
 
 def find_artifacts(
@@ -131,4 +133,5 @@ def find_artifacts(
         boot=boot_kind(kernel_path),
         kernel_env=kenv_path,
         kernel_args=_kernel_args(kenv, kernel_path),
+        vmlinux=kenv.get("VMLINUX", "") if _names_kernel(kenv, kernel_path) else "",
     )

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from barmap import checks
-from barmap.artifacts import BOOTS, find_artifacts, names_kernel, read_env_file
+from barmap.artifacts import BOOTS, find_artifacts
 from barmap.config import ACCELS, MachineConfig
 from barmap.errors import BarmapError, MachineError
 from barmap.machine import Machine
@@ -167,13 +167,9 @@ def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
             vm.start()
             dbg.register(vm, name, log_dir, "debug")
             art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, args.boot)
-            kenv = art.kernel_env
-            env = read_env_file(kenv) if kenv.is_file() else {}
-            # its vmlinux (BTF, symbols) only for the kernel it was built with
-            vmlinux = env.get("VMLINUX", "") if names_kernel(env, art.kernel) else ""
             # the module the initramfs carries, built beside it (make image)
             args.driver_ko = args.driver_ko or art.initrd.parent / "barmap.ko"
-            script = dbg.prepare(vm, args, log_dir, vmlinux)
+            script = dbg.prepare(vm, args, log_dir, art.vmlinux)
             vm.console.send("stty echo\n")
             print(_gdb_hint(script, args.gdb_port, paused=False, deferred=bool(breaks)),
                   file=sys.stderr)  # fmt: skip

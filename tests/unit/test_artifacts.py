@@ -135,6 +135,10 @@ def test_the_kernels_own_boot_parameters_reach_the_command_line(cache: Path) -> 
     assert find_artifacts(kernel="/my/bzImage").kernel_args == ()
     # the same image named by path (as the CLI's --kernel) is still the kernel.env's
     assert find_artifacts(kernel="/boot/bookworm").kernel_args == ("acpi=noirq", "foo=1")
+    # and so is its vmlinux (BTF, symbols for `barmap debug`): not for another kernel
+    kenv.write_text(kenv.read_text() + "VMLINUX=/boot/bookworm-elf\n")
+    assert find_artifacts(boot="bzimage").vmlinux == "/boot/bookworm-elf"
+    assert find_artifacts(kernel="/my/bzImage").vmlinux == ""
     assert "APPEND" not in paths.read_env_file(paths.kernel_env("trixie"))
     assert "acpi=noirq" not in kernel_append(find_artifacts("trixie").machine_config(), "tcg")
 
