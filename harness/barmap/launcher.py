@@ -40,6 +40,7 @@ from barmap.rundir import RunDir
 
 CONNECT_TIMEOUT = 30.0
 _PR_SET_PDEATHSIG = 1
+_PR_SET_THP_DISABLE = 41
 
 # A QEMU built with sanitizers (scripts/qemu.sh SUITE asan) stops at its first
 # report, so that a UBSan finding fails the run instead of scrolling by; leak
@@ -57,6 +58,13 @@ STARTED_PIDS: set[int] = set()
 def _die_with_parent() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _die_with_parent_in_small_pages() -> None:
+    """The same, and no transparent huge pages for the process (kept across exec)."""
+    _die_with_parent()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
 
 
 def leftover_qemu_pids() -> list[int]:
@@ -127,9 +135,12 @@ class QEMUProcess:
 
     # -- launch ---------------------------------------------------------------
 
-    def launch(self, cmdline: Sequence[str]) -> None:
+    def launch(self, cmdline: Sequence[str], *, huge_pages: bool = True) -> None:
         """Start ``cmdline``; accept every socket listened on, then the QMP handshake.
 
+        ``huge_pages=False`` runs QEMU without transparent huge pages (PR_SET_THP_DISABLE):
+        QEMU asks for them for guest RAM and its translation buffer, which under TCG buys
+        nothing and costs a 2 MiB clear at each first touch (``Machine.launch``).
         Raises QEMUStartError with QEMU's own last words when it exits or does
         not connect within ``connect_timeout``; nothing is left running then.
         """
@@ -142,7 +153,9 @@ class QEMUProcess:
                         stdin=subprocess.DEVNULL,
                         stdout=stderr,
                         stderr=stderr,
-                        preexec_fn=_die_with_parent,
+                        preexec_fn=(
+                            _die_with_parent if huge_pages else _die_with_parent_in_small_pages
+                        ),
                         env={**SANITIZER_ENV, **os.environ},
                     )
                 except OSError as exc:

@@ -25,7 +25,7 @@ from types import TracebackType
 from typing import Any, NoReturn
 
 from barmap import snapshots
-from barmap.accel import resolve_accel
+from barmap.accel import resolve_accel, wants_huge_pages
 from barmap.cmdline import build_cmdline
 from barmap.config import MachineConfig
 from barmap.console import CommandResult, Console, ConsoleDrain, Shell
@@ -170,7 +170,7 @@ class Machine:
             hmp_socket=self.rundir / "hmp.sock" if self.config.hmp_socket else None,
         )
         try:
-            proc.launch(cmdline)
+            proc.launch(cmdline, huge_pages=wants_huge_pages(self.accel))
         except QEMUStartError as exc:
             raise QEMUStartError(exc.message, **self.error_kw()) from None
         sock = proc.sockets["console"]

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from barmap.accel import wants_huge_pages
 from barmap.artifacts import find_qemu
 from barmap.cmdline import build_qtest_cmdline
 from barmap.errors import MachineError
@@ -106,7 +107,8 @@ class QTest(QEMUProcess):
                 qtest_socket=qtest_path,
                 qmp_socket=qmp_path,
                 args=self.args,
-            )
+            ),
+            huge_pages=wants_huge_pages("qtest"),
         )
         self._lines = _Lines(self.sockets["qtest"])
         try:

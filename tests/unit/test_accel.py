@@ -84,10 +84,44 @@ def test_kvm_asked_for_is_refused_where_the_probe_found_it_broken(
     assert accel.resolve_accel("kvm", qemu, kernel) == "kvm"
     # once a probe found it broken, kvm is refused at once with the probe's reason
     verdict = accel.probe_kvm(qemu, kernel, deadline=0.5)
-    path = tmp_path / "cache" / "kvm-probe.json"
-    path.parent.mkdir(parents=True)
-    path.write_text(json.dumps({"key": accel._cache_key(qemu, kernel), **verdict.__dict__}))
+    accel.store_verdict(qemu, kernel, verdict)
     with pytest.raises(accel.KvmUnusable, match="did not finish booting"):
         accel.resolve_accel("kvm", qemu, kernel)
     assert accel.resolve_accel("tcg", qemu, kernel) == "tcg"
     assert accel.resolve_accel("auto", qemu, kernel) == "tcg"  # from the verdict, no probe
+
+
+def test_each_kernel_keeps_its_own_verdict(
+    tmp_path: Path, kernel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that boots two kernels probes each once: one verdict does not push out another
+    (with one kept, each boot of the other kernel waited out a broken KVM's 20 s again)."""
+    monkeypatch.setenv("BARMAP_CACHE", str(tmp_path / "cache"))
+    ran = tmp_path / "probed"
+    qemu = _fake_qemu(tmp_path, f"touch {ran}\nexec sleep 30\n")  # a probe would show
+    other = tmp_path / "vmlinux-copy"
+    other.write_bytes(kernel.read_bytes())
+    accel.store_verdict(qemu, kernel, accel.ProbeResult(False, "hangs", 20.0))
+    accel.store_verdict(qemu, other, accel.ProbeResult(True, "boots", 1.0))
+    assert accel.resolve_accel("auto", qemu, kernel) == "tcg"
+    assert accel.resolve_accel("auto", qemu, other) == "kvm"
+    assert not ran.exists()
+    # the oldest go first, past what is kept
+    for i in range(accel.VERDICTS_KEPT):
+        extra = tmp_path / f"vmlinux-{i}"
+        extra.write_bytes(b"")
+        accel.store_verdict(qemu, extra, accel.ProbeResult(True, "boots", 1.0))
+    assert accel.cached_verdict(qemu, kernel) is None
+    assert accel.cached_verdict(qemu, extra) is not None
+
+
+def test_a_verdict_file_of_the_one_verdict_format_is_read(
+    tmp_path: Path, kernel: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BARMAP_CACHE", str(tmp_path))
+    qemu = _fake_qemu(tmp_path, "exit 1\n")
+    old = {"key": accel._cache_key(qemu, kernel), "usable": False, "reason": "hangs", "seconds": 20}
+    (tmp_path / "kvm-probe.json").write_text(json.dumps(old))
+    assert accel.cached_verdict(qemu, kernel) == accel.ProbeResult(False, "hangs", 20.0)
+    (tmp_path / "kvm-probe.json").write_text("[not a verdict")
+    assert accel.cached_verdict(qemu, kernel) is None

@@ -86,3 +86,21 @@ def test_sanitizer_reports_stop_qemu_unless_the_user_says_otherwise(
         QTest(binary=binary).start()
     assert "ubsan=halt_on_error=1:" in info.value.message
     assert info.value.message.endswith("asan=detect_leaks=1")
+
+
+@pytest.mark.parametrize("huge_pages", [True, False])
+def test_huge_pages_are_the_callers_choice_and_outlive_exec(
+    tmp_path: Path, huge_pages: bool
+) -> None:
+    """The flag reaches QEMU's own process (and its children): the kernel reports it."""
+    status = Path("/proc/self/status").read_text()
+    if "THP_enabled:" not in status:
+        pytest.skip("this kernel does not report THP_enabled in /proc/PID/status")
+    if huge_pages and "THP_enabled:\t0" in status:
+        pytest.skip("this test runs without huge pages itself: its children inherit that")
+    binary = _program(tmp_path, "grep THP_enabled /proc/self/status >&2; exit 1")
+    proc = QEMUProcess()
+    proc.listen("console")
+    with pytest.raises(QEMUStartError) as info:
+        proc.launch([str(binary)], huge_pages=huge_pages)
+    assert info.value.message.endswith(f"THP_enabled:\t{int(huge_pages)}")
