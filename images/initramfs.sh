@@ -70,20 +70,50 @@ if [ -n "$moddir" ]; then
 		esac
 		echo "${m##*/}" >>"$root/lib/modules/extra/order.names"
 	done
-	# order: "MODULE PATTERN..." — init loads a module only when a device's modalias
-	# matches one of its aliases (a library module takes its users' aliases), so a
-	# guest without the NIC spends no boot time loading and verifying its driver.
+	# wanted.sh: init loads a module only when a device's modalias matches one of its
+	# aliases (a library module takes its users' aliases), so a guest without the NIC
+	# spends no boot time loading and verifying its driver.  The aliases become one
+	# `case` per module, written here: matched by the shell in one pass over the
+	# devices (a loop over every alias and device took 0.04 s of each boot under TCG).
 	modinfo_of() { tr '\0' '\n' <"$root/lib/modules/extra/$1.ko" | sed -n "s/^$2=//p"; }
-	while read -r m; do
-		pats=$(modinfo_of "$m" alias)
-		while read -r user; do
-			case ",$(modinfo_of "$user" depends)," in
-			*",$m,"*) pats="$pats $(modinfo_of "$user" alias)" ;;
-			esac
+	wanted=$root/lib/modules/extra/wanted.sh
+	{
+		echo "# written by images/initramfs.sh from the modules' aliases: sets \$wanted to"
+		echo "# the modules, in load order, that a device among the modaliases given needs"
+		echo "wanted_modules() {"
+		n=0
+		while read -r m; do
+			echo "	w$n="
+			n=$((n + 1))
 		done <"$root/lib/modules/extra/order.names"
-		line="$m $pats"
-		echo "${line//$'\n'/ }" >>"$root/lib/modules/extra/order"
-	done <"$root/lib/modules/extra/order.names"
+		echo '	for a in "$@"; do'
+		echo "		:"
+		n=0
+		while read -r m; do
+			pats=$(modinfo_of "$m" alias)
+			while read -r user; do
+				case ",$(modinfo_of "$user" depends)," in
+				*",$m,"*) pats="$pats $(modinfo_of "$user" alias)" ;;
+				esac
+			done <"$root/lib/modules/extra/order.names"
+			alt=$(printf '%s\n' "$pats" | tr -s ' ' '\n' | sed '/^$/d' | paste -sd'|')
+			# an alias is a glob over [A-Za-z0-9_:*?.,[]-]; anything else would be shell code
+			if printf '%s' "$alt" | grep -q '[^][A-Za-z0-9_:*?.,|-]'; then
+				echo "initramfs: $m has an alias this script cannot put in a case pattern" >&2
+				exit 1
+			fi
+			# shellcheck disable=SC2016 # shell code for the guest
+			[ -n "$alt" ] && printf '\t\tcase $a in %s) w%d=%s ;; esac\n' "$alt" "$n" "$m"
+			n=$((n + 1))
+		done <"$root/lib/modules/extra/order.names"
+		echo "	done"
+		printf '\twanted="'
+		# shellcheck disable=SC2016 # shell code for the guest
+		for ((i = 0; i < n; i++)); do printf '$w%d ' "$i"; done
+		echo '"'
+		echo "}"
+	} >"$wanted"
+	sh -n "$wanted"
 	rm -f "$root/lib/modules/extra/order.names"
 fi
 for tool in "$tooldir"/*; do
