@@ -23,6 +23,8 @@ from barmap.symbols import symbols_vmlinux
 pytestmark = pytest.mark.guest
 
 PROMPT = "barmap# "
+# stepi after stepi in barmap_init (kern_mount and what it calls: the PC moves each time)
+STEPS = 20
 
 
 def _args(config: MachineConfig) -> list[str]:
@@ -186,6 +188,18 @@ def test_a_breakpoint_in_module_init_hits(
     # init runs first (a hardware breakpoint: init memory is freed afterwards), then probe
     gdb.expect(r"Breakpoint 1, (0x[0-9a-f]+ in )?barmap_init \(")
     gdb.expect(r"\(gdb\) ")
+    # every stepi runs an instruction (QEMU's TCG once reported a step that an exit
+    # request had cut short as done: continuing then stopped at the breakpoint it left);
+    # a string instruction's step is one iteration, which moves %rcx, not the PC
+    states = []
+    for _ in range(STEPS):
+        gdb.sendline("stepi")
+        gdb.expect(r"\(gdb\) ")
+        gdb.sendline('printf "state=%lx/%lx\\n", $pc, $rcx')
+        gdb.expect(r"state=([0-9a-f]+/[0-9a-f]+)")
+        states.append(gdb.match.group(1))
+        gdb.expect(r"\(gdb\) ")
+    assert all(a != b for a, b in zip(states, states[1:])), states
     gdb.sendline("continue")
     gdb.expect(r"Breakpoint 2, (0x[0-9a-f]+ in )?barmap_probe \(")
     gdb.expect(r"\(gdb\) ")
