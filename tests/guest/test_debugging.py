@@ -23,7 +23,8 @@ from barmap.symbols import symbols_vmlinux
 pytestmark = pytest.mark.guest
 
 PROMPT = "barmap# "
-# stepi after stepi in barmap_init (kern_mount and what it calls: the PC moves each time)
+# stepi after stepi in barmap_init and what it calls (each moves %rip, or %rcx for one
+# iteration of a string instruction)
 STEPS = 20
 
 
