@@ -89,11 +89,6 @@ def _names_kernel(kenv: dict[str, str], kernel: Path) -> bool:
     return any(name and Path(name).resolve() == kernel.resolve() for name in names)
 
 
-def _kernel_args(kenv: dict[str, str], kernel: Path) -> tuple[str, ...]:
-    """kernel.env's APPEND=, for the kernel it was written for."""
-    return tuple(kenv.get("APPEND", "").split()) if _names_kernel(kenv, kernel) else ()
-
-
 def find_artifacts(
     suite: str | None = None,
     qemu: str | os.PathLike[str] | None = None,
@@ -125,6 +120,7 @@ def find_artifacts(
     else:
         kernel_path = Path(kenv.get("VMLINUZ", kenv_path))
     initrd_path = Path(initrd or (None if suite else env("BARMAP_INITRD")) or paths.initrd(suite))
+    ours = _names_kernel(kenv, kernel_path)
     return Artifacts(
         qemu=find_qemu(qemu),
         kernel=kernel_path,
@@ -132,6 +128,7 @@ def find_artifacts(
         kernel_release=kenv.get("KVER", ""),
         boot=boot_kind(kernel_path),
         kernel_env=kenv_path,
-        kernel_args=_kernel_args(kenv, kernel_path),
-        vmlinux=kenv.get("VMLINUX", "") if _names_kernel(kenv, kernel_path) else "",
+        # APPEND= and VMLINUX= are for the kernel kernel.env was written for
+        kernel_args=tuple(kenv.get("APPEND", "").split()) if ours else (),
+        vmlinux=kenv.get("VMLINUX", "") if ours else "",
     )

@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from barmap import checks
-from barmap.artifacts import BOOTS, find_artifacts
+from barmap.artifacts import BOOTS, Artifacts, find_artifacts
 from barmap.config import ACCELS, MachineConfig
 from barmap.errors import BarmapError, MachineError
 from barmap.machine import Machine
@@ -80,10 +80,16 @@ def _add_session_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _config(args: argparse.Namespace, **overrides: object) -> MachineConfig:
+def _artifacts(args: argparse.Namespace) -> Artifacts:
     art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, args.boot)
     art.check()
-    config = art.machine_config(
+    return art
+
+
+def _config(
+    args: argparse.Namespace, art: Artifacts | None = None, **overrides: object
+) -> MachineConfig:
+    config = (art or _artifacts(args)).machine_config(
         accel=args.accel,
         memory_mb=args.memory,
         boot_log=args.boot_log,
@@ -142,7 +148,8 @@ def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
         overrides["gdb_port"] = args.gdb_port
     if paused:
         overrides["boot_timeout"] = 24 * 3600.0
-    config = _config(args, **overrides)
+    art = _artifacts(args)
+    config = _config(args, art, **overrides)
     log_dir = args.log_dir or _log_dir("debug" if debug else "run")
     vm = Machine(config, log_dir=log_dir)
     script: Path | None = None
@@ -166,7 +173,6 @@ def cmd_run(args: argparse.Namespace, *, debug: bool = False) -> int:
         elif debug:
             vm.start()
             dbg.register(vm, name, log_dir, "debug")
-            art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, args.boot)
             # the module the initramfs carries, built beside it (make image)
             args.driver_ko = args.driver_ko or art.initrd.parent / "barmap.ko"
             script = dbg.prepare(vm, args, log_dir, art.vmlinux)

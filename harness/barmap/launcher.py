@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import select
 import signal
@@ -55,16 +56,13 @@ SANITIZER_ENV = {
 STARTED_PIDS: set[int] = set()
 
 
-def _die_with_parent() -> None:
+def _child_setup(huge_pages: bool) -> None:
+    """In the child before exec: die with the parent; without ``huge_pages``, no
+    transparent huge pages for the process (both are kept across exec)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-def _die_with_parent_in_small_pages() -> None:
-    """The same, and no transparent huge pages for the process (kept across exec)."""
-    _die_with_parent()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
+    if not huge_pages:
+        libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
 
 
 def leftover_qemu_pids() -> list[int]:
@@ -153,9 +151,7 @@ class QEMUProcess:
                         stdin=subprocess.DEVNULL,
                         stdout=stderr,
                         stderr=stderr,
-                        preexec_fn=(
-                            _die_with_parent if huge_pages else _die_with_parent_in_small_pages
-                        ),
+                        preexec_fn=functools.partial(_child_setup, huge_pages),
                         env={**SANITIZER_ENV, **os.environ},
                     )
                 except OSError as exc:
