@@ -41,6 +41,24 @@ QUIET_CONSOLE = ("loglevel=4",)
 # Under TCG the HPET misses the shortest deadlines: the kernel raises its minimum to ~17 us
 # (dmesg: "CE: hpet increased min_delta_ns").
 TCG_ONE_CPU = ("nolapic_timer",)
+# The CPU a TCG guest gets: QEMU's ``max`` (SMEP, SMAP, NX, PAT: a stray user-pointer
+# access or a bad cache mode faults as on hardware) without what sends Linux's
+# clear_page, memcpy, memset and user copies to REP string instructions, which TCG
+# emulates an element at a time (7.2: one translation block each), slower than Linux's
+# unrolled loops:
+# ERMS (``rep movsb/stosb``) and FSRM with it (QEMU 10.0's ``max`` has FSRM; 6.1's
+# memmove takes FSRM to mean ERMS too, and FSRM alone hung 6.1 at boot), and REP_GOOD
+# (``rep movsq/stosq``), which Linux sets itself on an AMD family 15 CPU from revision C
+# on (CPUID 1 EAX >= 0xf48, init_amd_k8), so the CPU says it is an earlier one.
+# Stepping 10 keeps it out of ACPI's C-state limit for early Opterons (model <= 5,
+# stepping < 10).  ~0.09 s of a 1.5 s boot, on both QEMUs and both kernels
+# (docs/performance.md).  KVM runs the host's CPU.
+TCG_CPU = "max,-erms,-fsrm,family=15,model=3,stepping=10"
+
+
+def cpu_model(accel: str) -> str:
+    """``-cpu`` for ``accel`` (the resolved one, ``kvm`` or ``tcg``)."""
+    return "host" if accel == "kvm" else TCG_CPU
 
 
 def kernel_append(config: MachineConfig, accel: str) -> str:
@@ -99,7 +117,7 @@ def build_cmdline(
     monitor QEMU listens on (for ``barmap monitor``).
     """
     args = [str(config.qemu), "-name", "barmap", "-M", "pc", "-accel", accel]
-    args += ["-cpu", "host" if accel == "kvm" else "max"]
+    args += ["-cpu", cpu_model(accel)]
     args += ["-m", str(config.memory_mb), "-smp", str(config.smp)]
     args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]
     args += firmware_args(config.firmware_dirs)

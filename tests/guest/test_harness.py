@@ -66,6 +66,20 @@ def test_qemu_keeps_huge_pages_only_where_they_pay(barmap_vm: Machine) -> None:
     assert f"THP_enabled:\t{int(wants_huge_pages(barmap_vm.accel))}" in status
 
 
+def test_a_tcg_guest_copies_without_rep_strings_and_keeps_max_protections(
+    barmap_vm: Machine,
+) -> None:
+    """Under TCG the CPU is ``max`` without ERMS and REP_GOOD (cmdline.TCG_CPU)."""
+    if barmap_vm.accel == "kvm":
+        pytest.skip("under KVM the guest runs the host's CPU")
+    flags = barmap_vm.run("grep -m1 '^flags' /proc/cpuinfo", check=True).output.split()
+    assert {"smep", "smap", "nx", "pat", "mtrr"} <= set(flags)
+    assert not {"erms", "rep_good", "fsrm"} & set(flags)
+    # no ACPI C-state limit of an early Opteron, no "CPU out of specification" taint (bit 2)
+    assert "limited to max C-state" not in barmap_vm.run("dmesg", check=True).output
+    assert not int(barmap_vm.run("cat /proc/sys/kernel/tainted", check=True).output) & 4
+
+
 def test_qmp_views_for_diagnosis(barmap_vm: Machine) -> None:
     pci = barmap_vm.qmp.hmp("info pci")
     assert "1234:ba12" in pci.lower()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from barmap.cmdline import build_cmdline, build_qtest_cmdline, kernel_append
+from barmap.cmdline import TCG_CPU, build_cmdline, build_qtest_cmdline, kernel_append
 from barmap.config import BarmapDevice, MachineConfig, Reservation
 from barmap.errors import ConfigError
 from barmap.paths import FIRMWARE_DIRS
@@ -33,7 +33,7 @@ def test_paused_with_sockets_and_no_defaults(config: MachineConfig, tmp_path: Pa
     assert args[0] == str(config.qemu)
     assert "-S" in args and "-nodefaults" in args and "-no-reboot" in args
     assert _opt(args, "-accel") == ["tcg"]
-    assert _opt(args, "-cpu") == ["max"]
+    assert _opt(args, "-cpu") == [TCG_CPU]
     chardevs = _opt(args, "-chardev")
     assert f"socket,id=console,path={tmp_path / 'c'}" in chardevs
     assert f"socket,id=qmp,path={tmp_path / 'q'}" in chardevs
