@@ -118,3 +118,12 @@ def test_the_lapic_timer_stays_where_it_is_not_calibrated_at_boot(config: Machin
     assert "nolapic_timer" in kernel_append(config, "tcg").split()
     assert "nolapic_timer" not in kernel_append(config, "kvm").split()
     assert "nolapic_timer" not in kernel_append(replace(config, smp=2), "tcg").split()
+
+
+def test_a_guest_keeps_the_locked_instructions_whatever_its_cpu_count(
+    config: MachineConfig,
+) -> None:
+    # one text_poke per LOCK prefix otherwise: 0.12 s of a TCG boot (docs/performance.md)
+    for smp in (1, 2):
+        for accel in ("tcg", "kvm"):
+            assert "noreplace-smp" in kernel_append(replace(config, smp=smp), accel).split()
