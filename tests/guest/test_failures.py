@@ -172,7 +172,6 @@ def test_no_qemu_outlives_the_harness(barmap_config: MachineConfig, sig: signal.
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid)
-    if sig == signal.SIGKILL:  # a killed process cannot clean up its directory...
-        assert rundir.exists()
-        RunDir().remove()  # ...the next start sweeps it
+    if sig == signal.SIGKILL and rundir.exists():  # a killed process cannot clean up...
+        RunDir().remove()  # ...the next start sweeps it (another worker's start may have)
     assert not rundir.exists()
