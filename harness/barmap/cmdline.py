@@ -31,7 +31,8 @@ def monitor_args(qmp_socket: Path) -> list[str]:
 # every text_poke() switches page tables twice; under TCG each switch empties QEMU's
 # TLB and its jump cache (0.12 s of a 1.4 s boot, on 6.1 and 6.12).  The kernel then
 # runs the locked instructions an SMP machine runs, which is what a driver meets on
-# hardware; with more than one CPU the option changes nothing.
+# hardware; with more than one CPU the option changes nothing.  It has no opposite, so
+# it is the one of these an ``append`` cannot undo.
 FAST_BOOT = (
     "cryptomgr.notests",
     "initcall_blacklist=crypto_kdf108_init,jent_mod_init",
@@ -52,12 +53,11 @@ TCG_ONE_CPU = ("nolapic_timer",)
 # access or a bad cache mode faults as on hardware) without what sends Linux's
 # clear_page, memcpy, memset and user copies to REP string instructions, which TCG
 # emulates an element at a time (7.2: one translation block each), slower than Linux's
-# unrolled loops:
-# ERMS (``rep movsb/stosb``) and FSRM with it (QEMU 10.0's ``max`` has FSRM; 6.1's
-# memmove takes FSRM to mean ERMS too, and FSRM alone hung 6.1 at boot), and REP_GOOD
-# (``rep movsq/stosq``), which Linux sets itself on an AMD family 15 CPU from revision C
-# on (CPUID 1 EAX >= 0xf48, init_amd_k8), so the CPU says it is an earlier one.
-# Stepping 10 keeps it out of ACPI's C-state limit for early Opterons (model <= 5,
+# unrolled loops.  Those are ERMS (``rep movsb/stosb``), with FSRM (QEMU 10.0's ``max``
+# has FSRM; 6.1's memmove takes FSRM to imply ERMS, and FSRM alone hung 6.1 at boot),
+# and REP_GOOD (``rep movsq/stosq``), which Linux sets itself on an AMD family 15 CPU from
+# revision C on (CPUID 1 EAX >= 0xf48, init_amd_k8): so the CPU says it is an earlier
+# one.  Stepping 10 keeps it out of ACPI's C-state limit for early Opterons (model <= 5,
 # stepping < 10).  ~0.09 s of a 1.5 s boot, on both QEMUs and both kernels
 # (docs/performance.md).  KVM runs the host's CPU.
 TCG_CPU = "max,-erms,-fsrm,family=15,model=3,stepping=10"
