@@ -69,7 +69,7 @@ def test_qemu_keeps_huge_pages_only_where_they_pay(barmap_vm: Machine) -> None:
 def test_a_tcg_guest_copies_without_rep_strings_and_keeps_max_protections(
     barmap_vm: Machine,
 ) -> None:
-    """Under TCG the CPU is ``max`` without ERMS and REP_GOOD (cmdline.TCG_CPU)."""
+    """Under TCG the CPU is ``max`` without ERMS, FSRM and REP_GOOD (cmdline.TCG_CPU)."""
     if barmap_vm.accel == "kvm":
         pytest.skip("under KVM the guest runs the host's CPU")
     flags = barmap_vm.run("grep -m1 '^flags' /proc/cpuinfo", check=True).output.split()
