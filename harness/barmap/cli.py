@@ -16,7 +16,7 @@ from pathlib import Path
 
 from barmap import checks
 from barmap.artifacts import BOOTS, Artifacts, find_artifacts
-from barmap.config import ACCELS, MachineConfig
+from barmap.config import ACCELS, DEFAULT_MACHINE, MACHINE_TYPES, MachineConfig
 from barmap.errors import BarmapError, MachineError
 from barmap.machine import Machine
 from barmap.paths import DEFAULT_SUITE, REPO_ROOT, SUITES, cache_dir, firmware_file
@@ -61,6 +61,12 @@ def _add_vm_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--suite", help=SUITE_HELP)
     g.add_argument("--memory", type=int, default=1024, metavar="MiB", help="guest RAM")
     g.add_argument(
+        "--machine",
+        choices=MACHINE_TYPES,
+        default=DEFAULT_MACHINE,
+        help="q35 (PCIe, each device behind a root port) or pc (default: %(default)s)",
+    )
+    g.add_argument(
         "--boot-log",
         action="store_true",
         help="every kernel boot message on the console (default: warnings and worse)",
@@ -93,6 +99,7 @@ def _config(
         accel=args.accel,
         memory_mb=args.memory,
         boot_log=args.boot_log,
+        machine=args.machine,
     )
     return replace(config, **overrides)  # type: ignore[arg-type]
 

@@ -80,15 +80,43 @@ def kernel_append(config: MachineConfig, accel: str) -> str:
         args.append(f"memmap={r.size:#x}${r.base:#x}")
     if config.gdb_port is not None:
         args.append("nokaslr")
+    if config.iommu:
+        args.append("intel_iommu=on")
     args.extend(config.kernel_args)
     args.extend(config.append)
     return " ".join(args)
+
+
+# q35: root ports beyond the configured devices, free for a device_add of a new id
+SPARE_ROOT_PORTS = 2
+
+
+def root_port_id(qdev_id: str) -> str:
+    """The q35 root port a barmap device sits behind (its hot-plug slot)."""
+    return f"rp-{qdev_id}"
+
+
+def machine_args(config: MachineConfig) -> list[str]:
+    """``-M`` and what the machine type needs: on q35, ACPI hot-plug on the root ports (as on
+    pc; native PCIe hot-plug waits out the 5 s attention-button delay) and the IOMMU."""
+    if config.machine == "pc":
+        return ["-M", "pc"]
+    args = ["-M", "q35", "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=on"]
+    if config.iommu:
+        args += ["-device", "intel-iommu"]  # before the devices it translates for
+    ports = [root_port_id(d.id) for d in config.devices]
+    ports += [f"rp-spare{i}" for i in range(SPARE_ROOT_PORTS)]
+    for n, port in enumerate(ports, start=1):
+        args += ["-device", f"pcie-root-port,id={port},chassis={n},slot={n}"]
+    return args
 
 
 def device_args(config: MachineConfig) -> list[str]:
     out: list[str] = []
     for dev in config.devices:
         opts = [f"barmap,id={dev.id}", f"size={dev.size}"]
+        if config.machine == "q35":
+            opts.append(f"bus={root_port_id(dev.id)}")
         if dev.memdev_path is not None:
             backend = f"{dev.id}-mem"
             out += [
@@ -123,7 +151,7 @@ def build_cmdline(
     ``trace_log`` receives the config's trace events; ``hmp_socket`` is a human
     monitor QEMU listens on (for ``barmap monitor``).
     """
-    args = [str(config.qemu), "-name", "barmap", "-M", "pc", "-accel", accel]
+    args = [str(config.qemu), "-name", "barmap", *machine_args(config), "-accel", accel]
     args += ["-cpu", cpu_model(accel)]
     args += ["-m", str(config.memory_mb), "-smp", str(config.smp)]
     args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]

@@ -11,6 +11,11 @@ from barmap.paths import FIRMWARE_DIRS
 
 Accel = Literal["auto", "kvm", "tcg"]
 ACCELS: tuple[str, ...] = ("auto", "kvm", "tcg")
+# pc: i440fx, conventional PCI, ACPI hot-plug on bus 0.  q35: PCIe, each barmap behind its
+# own root port, ACPI hot-plug on the root ports (docs/harness.md says what each costs).
+MachineType = Literal["pc", "q35"]
+MACHINE_TYPES: tuple[str, ...] = ("pc", "q35")
+DEFAULT_MACHINE: MachineType = "q35"
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,10 @@ class MachineConfig:
     accel: Accel = "auto"
     memory_mb: int = 1024
     smp: int = 1
+    machine: MachineType = DEFAULT_MACHINE
+    # an emulated IOMMU (q35's intel-iommu, the kernel's intel_iommu=on): the DMA API
+    # maps through it, and vfio-pci can take a device
+    iommu: bool = False
     devices: tuple[BarmapDevice, ...] = (BarmapDevice(),)
     reservation: Reservation | None = Reservation()
     # boot parameters the kernel's own build asks for (kernel.env's APPEND=, e.g. the debug
@@ -72,6 +81,12 @@ class MachineConfig:
                 raise ConfigError(
                     f"trace pattern {pattern!r}: one event name or glob, like barmap_*"
                 )
+        if self.machine not in MACHINE_TYPES:
+            raise ConfigError(
+                f"machine must be one of {', '.join(MACHINE_TYPES)}, not {self.machine!r}"
+            )
+        if self.iommu and self.machine != "q35":
+            raise ConfigError("iommu needs machine q35 (intel-iommu is a q35 device)")
         if self.smp < 1:
             raise ConfigError(f"smp must be at least 1, not {self.smp}")
         ids = [d.id for d in self.devices]

@@ -21,7 +21,7 @@ import pytest
 from barmap.accel import cached_probe
 from barmap.artifacts import BOOTS, Artifacts, find_artifacts
 from barmap.checks import load_module
-from barmap.config import ACCELS, MachineConfig
+from barmap.config import ACCELS, DEFAULT_MACHINE, MACHINE_TYPES, MachineConfig
 from barmap.errors import BarmapError, ConfigError
 from barmap.launcher import leftover_qemu_pids
 from barmap.machine import Machine
@@ -39,6 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--barmap-kernel", default=None, help="guest kernel image")
     g.addoption("--barmap-initrd", default=None, help="guest initramfs")
     g.addoption("--barmap-suite", default=None, help="kernel suite: bookworm or trixie")
+    g.addoption("--barmap-machine", default=DEFAULT_MACHINE, choices=MACHINE_TYPES,
+                help="the QEMU machine type of the guests (default: %(default)s)")  # fmt: skip
     g.addoption("--barmap-boot", default=None, choices=BOOTS,
                 help="boot the distro kernel via PVH (its vmlinux) or as a bzImage")  # fmt: skip
     g.addoption(
@@ -86,7 +88,8 @@ def barmap_artifacts(request: pytest.FixtureRequest) -> Artifacts:
 @pytest.fixture(scope="session")
 def barmap_config(request: pytest.FixtureRequest, barmap_artifacts: Artifacts) -> MachineConfig:
     accel = request.config.getoption("--barmap-accel") or os.environ.get("BARMAP_ACCEL", "auto")
-    return barmap_artifacts.machine_config(accel=accel)
+    machine = request.config.getoption("--barmap-machine")
+    return barmap_artifacts.machine_config(accel=accel, machine=machine)
 
 
 class SessionVM:

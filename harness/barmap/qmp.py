@@ -30,6 +30,10 @@ def event_matches(data: Mapping[str, Any], match: Mapping[str, Any] | None) -> b
     return True
 
 
+# QEMU's generic pcie-root-port (1b36:000c)
+PCIE_ROOT_PORT_DEVICE_ID = 0x000C
+
+
 class Monitor:
     """A connected QMP session.
 
@@ -91,10 +95,45 @@ class Monitor:
                 pass
 
     def pci_devices(self) -> list[dict[str, Any]]:
-        devices: list[dict[str, Any]] = []
+        """Every PCI function QEMU has, behind bridges and root ports too."""
+        return [dev for dev, _ in self._pci_tree()]
+
+    def _pci_tree(self) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+        """(device, the bridge it sits behind or None) for every PCI function."""
+        out: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+
+        def walk(devices: list[dict[str, Any]], parent: dict[str, Any] | None) -> None:
+            for dev in devices:
+                out.append((dev, parent))
+                walk(dev.get("pci_bridge", {}).get("devices", []), dev)
+
         for bus in self.cmd("query-pci"):
-            devices.extend(bus["devices"])
-        return devices
+            walk(bus["devices"], None)
+        return out
+
+    def plug_site(self, qdev_id: str) -> dict[str, str]:
+        """Where ``qdev_id`` is plugged, as device_add properties that plug a device there
+        again: its root port (``bus``) behind a bridge, else its slot on bus 0 (``addr``)."""
+        for dev, parent in self._pci_tree():
+            if dev.get("qdev_id") == qdev_id:
+                if parent is not None and parent.get("qdev_id"):
+                    return {"bus": parent["qdev_id"]}
+                return {"addr": f"{dev['slot']:02x}.{dev['function']:x}"}
+        raise KeyError(f"no PCI device with id {qdev_id!r}")
+
+    def free_plug_site(self) -> dict[str, str]:
+        """device_add properties for a new device: an empty root port (q35), or {} (pc:
+        QEMU takes the next free slot of bus 0)."""
+        ports = [
+            dev for dev, _ in self._pci_tree()
+            if dev.get("id", {}).get("device") == PCIE_ROOT_PORT_DEVICE_ID
+        ]  # fmt: skip
+        if not ports:
+            return {}
+        for port in ports:
+            if not port.get("pci_bridge", {}).get("devices") and port.get("qdev_id"):
+                return {"bus": port["qdev_id"]}
+        raise KeyError("every root port holds a device: no free place to plug one")
 
     def barmap_bar(self, qdev_id: str, bar: int | None = None) -> tuple[int, int]:
         """(guest-physical address, size) of a barmap device's BAR, from QEMU's PCI state."""

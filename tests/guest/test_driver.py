@@ -423,6 +423,7 @@ def test_rmmod_refusal_leaves_the_mapping_working(barmap_vm: Machine) -> None:
 def test_hot_unplug_while_mapped_gives_sigbus(barmap_vm: Machine) -> None:
     vm = barmap_vm
     _start_holder(vm, 60)
+    site = vm.qmp.plug_site("barmap0")
     vm.qmp.device_del("barmap0")
     _wait_event(vm, "DEVICE_DELETED", "barmap0")
     assert vm.run("test -e /dev/barmap0").status != 0
@@ -433,7 +434,7 @@ def test_hot_unplug_while_mapped_gives_sigbus(barmap_vm: Machine) -> None:
     _assert_dmesg_clean(vm)
 
     # plugging a device back in gives a working /dev/barmap0
-    vm.qmp.device_add("barmap", "barmap0", size=1 << 20)
+    vm.qmp.device_add("barmap", "barmap0", size=1 << 20, **site)
     deadline = time.monotonic() + 20
     while vm.run("test -c /dev/barmap0").status != 0:
         assert time.monotonic() < deadline, "no /dev/barmap0 after device_add"

@@ -75,9 +75,8 @@ def test_mmap_racing_sysfs_remove_never_reaches_the_next_device(barmap_vm: Machi
 
 def test_mmap_racing_qmp_device_del_never_reaches_the_next_device(barmap_vm: Machine) -> None:
     vm = barmap_vm
-    dev = next(d for d in vm.qmp.pci_devices() if d.get("qdev_id") == "barmap0")
+    site = vm.qmp.plug_site("barmap0")
     _, size = vm.qmp.barmap_bar("barmap0")
-    addr = f"{dev['slot']:02x}.{dev['function']:x}"
     vm.run(
         f"barmap-check race --remover host --strategy bar --count {CYCLES} --seed 0x9acf"
         " > /tmp/race.out 2> /tmp/race.err & RACE=$!"
@@ -91,7 +90,7 @@ def test_mmap_racing_qmp_device_del_never_reaches_the_next_device(barmap_vm: Mac
         time.sleep(rng.random() * 0.003)  # somewhere inside the child's mmap loop
         vm.qmp.device_del("barmap0")
         vm.qmp.event_wait("DEVICE_DELETED", {"device": "barmap0"}, timeout=60)
-        vm.qmp.device_add("barmap", "barmap0", size=size, addr=addr)
+        vm.qmp.device_add("barmap", "barmap0", size=size, **site)
     assert vm.run("wait $RACE", timeout=120).status == 0, vm.run("cat /tmp/race.out").output
     r = _race_result(vm.run("cat /tmp/race.out", check=True).output)
     assert int(r["cycles"]) == CYCLES and int(r["mapped"]) == CYCLES, r

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from barmap.cmdline import TCG_CPU, build_cmdline, build_qtest_cmdline, kernel_append
+from barmap.cmdline import (
+    SPARE_ROOT_PORTS,
+    TCG_CPU,
+    build_cmdline,
+    build_qtest_cmdline,
+    kernel_append,
+)
 from barmap.config import BarmapDevice, MachineConfig, Reservation
 from barmap.errors import ConfigError
 from barmap.paths import FIRMWARE_DIRS
@@ -38,8 +44,52 @@ def test_paused_with_sockets_and_no_defaults(config: MachineConfig, tmp_path: Pa
     assert f"socket,id=console,path={tmp_path / 'c'}" in chardevs
     assert f"socket,id=qmp,path={tmp_path / 'q'}" in chardevs
     assert _opt(args, "-L") == list(FIRMWARE_DIRS)
-    assert "barmap,id=barmap0,size=16777216" in _opt(args, "-device")
+    assert "barmap,id=barmap0,size=16777216,bus=rp-barmap0" in _opt(args, "-device")
     assert "pvpanic" in _opt(args, "-device")
+
+
+def test_q35_puts_each_device_behind_a_root_port_with_acpi_hotplug(
+    config: MachineConfig, tmp_path: Path
+) -> None:
+    devices = (BarmapDevice(id="a"), BarmapDevice(id="b"))
+    args = build_cmdline(
+        replace(config, devices=devices), accel="tcg", qmp_socket=tmp_path / "q",
+        console_socket=tmp_path / "c",
+    )  # fmt: skip
+    assert _opt(args, "-M") == ["q35"]
+    assert "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=on" in _opt(args, "-global")
+    devs = _opt(args, "-device")
+    ports = [d for d in devs if d.startswith("pcie-root-port,")]
+    assert ports[:2] == ["pcie-root-port,id=rp-a,chassis=1,slot=1",
+                         "pcie-root-port,id=rp-b,chassis=2,slot=2"]  # fmt: skip
+    assert len(ports) == 2 + SPARE_ROOT_PORTS  # room for a device_add of a new id
+    assert "barmap,id=a,size=16777216,bus=rp-a" in devs
+    assert "barmap,id=b,size=16777216,bus=rp-b" in devs
+    assert "intel-iommu" not in devs and "intel_iommu=on" not in kernel_append(config, "tcg")
+
+
+def test_iommu_comes_before_the_devices_and_turns_the_kernel_on(
+    config: MachineConfig, tmp_path: Path
+) -> None:
+    args = build_cmdline(
+        replace(config, iommu=True), accel="tcg", qmp_socket=tmp_path / "q",
+        console_socket=tmp_path / "c",
+    )  # fmt: skip
+    devs = _opt(args, "-device")
+    assert devs.index("intel-iommu") < devs.index("barmap,id=barmap0,size=16777216,bus=rp-barmap0")
+    assert "intel_iommu=on" in kernel_append(replace(config, iommu=True), "tcg").split()
+
+
+def test_pc_keeps_bus_0_and_refuses_an_iommu(config: MachineConfig, tmp_path: Path) -> None:
+    pc = replace(config, machine="pc")
+    args = build_cmdline(pc, accel="tcg", qmp_socket=tmp_path / "q", console_socket=tmp_path / "c")
+    assert _opt(args, "-M") == ["pc"]
+    assert "barmap,id=barmap0,size=16777216" in _opt(args, "-device")
+    assert not [d for d in _opt(args, "-device") if d.startswith("pcie-root-port")]
+    with pytest.raises(ConfigError, match="iommu needs machine q35"):
+        replace(pc, iommu=True).validate()
+    with pytest.raises(ConfigError, match="machine must be one of"):
+        replace(config, machine="virt").validate()  # type: ignore[arg-type]
 
 
 def test_kvm_uses_host_cpu(config: MachineConfig, tmp_path: Path) -> None:
@@ -67,7 +117,7 @@ def test_memdev_device(config: MachineConfig, tmp_path: Path) -> None:
     assert _opt(args, "-object") == [
         f"memory-backend-file,id=bm1-mem,size={1 << 20},mem-path={tmp_path / 'mem'},share=on"
     ]
-    assert "barmap,id=bm1,size=1048576,memdev=bm1-mem" in _opt(args, "-device")
+    assert "barmap,id=bm1,size=1048576,bus=rp-bm1,memdev=bm1-mem" in _opt(args, "-device")
 
 
 def test_ssh_forward_binds_loopback(config: MachineConfig, tmp_path: Path) -> None:
