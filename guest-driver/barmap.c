@@ -3,32 +3,28 @@
  * barmap: Linux driver for the barmap QEMU PCI test device.
  *
  * The device has a register BAR (BARMAP_REG_BAR) and a RAM-backed 64-bit
- * prefetchable BAR (BARMAP_MEM_BAR).  /dev/barmapN lets userspace compare the
- * ways of mapping "memory" into a process:
- *
- *   mmap id 0   BAR2                     pages at fault time (vmf_insert_pfn)
- *   mmap id 1   reserved RAM (memmap=)   pages at fault time
- *   mmap id 2   BAR2                     io_remap_pfn_range() in mmap()
- *   mmap id 3   reserved RAM             remap_pfn_range() in mmap()
- *   mmap id 16+ dma_alloc_coherent()     dma_mmap_coherent()
- *
- * The id travels in the mmap offset (id << PAGE_SHIFT); see barmap_uapi.h
- * and the strategy table barmap_strategies[].
+ * prefetchable BAR (BARMAP_MEM_BAR).  /dev/barmapN maps memory into a
+ * process in every way a driver's mmap callback can: BAR2 and a reserved
+ * region at fault time or in mmap(), and buffers from each kernel allocator
+ * with its own mmap function.  Each way is one row of barmap_strategies[]
+ * (the mmap id travels in the offset, id << PAGE_SHIFT; see barmap_uapi.h).
  *
  * Lifetime rules (documented in README.md):
  *  - struct barmap_dev lives as long as its class device; open files, the
- *    cdev and DMA buffers hold references on it, so it survives remove().
- *  - A DMA buffer is referenced by its slot in the open file and by every
- *    VMA mapping it; FREE of a mapped buffer fails with -EBUSY.
+ *    cdev and buffers hold references on it, so it survives remove().
+ *  - A buffer is referenced by its slot in the open file, by every VMA
+ *    mapping it and by every dma-buf of it; FREE of a mapped buffer fails
+ *    with -EBUSY.
  *  - MAP_PRIVATE is refused by testing VM_MAYSHARE, not VM_SHARED: mmap()
  *    clears VM_SHARED for a MAP_SHARED mapping of an O_RDONLY file, which
  *    must still work (read only).
  *  - All opens of a device share one address_space (an inode of a small
- *    pseudo filesystem, as vfio does), so remove() revokes every mapping
- *    with one unmap_mapping_range() after marking the device dead; faults
- *    check "dead" under the same lock, so none can map the BAR again.
- *    Later accesses get SIGBUS.  Buffers lose their slots; mapped ones are
- *    freed when their last VMA goes away.
+ *    pseudo filesystem, as vfio does), so remove() revokes every mapping of
+ *    every strategy with one unmap_mapping_range() after marking the device
+ *    dead and waiting for every mmap() in flight (barmap_revoke()); faults
+ *    check "dead" under the same lock, so none maps a page again.  Later
+ *    accesses get SIGBUS.  remove() then frees every buffer's memory; a
+ *    dma-buf keeps its pages until its last reference goes.
  *  - One cache mode per region (BAR2, reserved) while it is mapped; see
  *    barmap_region_get().
  */
@@ -37,15 +33,19 @@
 #include <linux/completion.h>
 #include <linux/delay.h>
 #include <linux/device.h>
+#include <linux/dma-buf.h>
 #include <linux/dma-mapping.h>
 #include <linux/fs.h>
+#include <linux/highmem.h>
 #include <linux/idr.h>
 #include <linux/interrupt.h>
 #include <linux/io.h>
 #include <linux/ioport.h>
 #include <linux/kref.h>
 #include <linux/list.h>
+#include <linux/lockdep.h>
 #include <linux/mm.h>
+#include <linux/mmap_lock.h>
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/mutex.h>
@@ -53,10 +53,13 @@
 #include <linux/pfn_t.h>
 #include <linux/pseudo_fs.h>
 #include <linux/rwsem.h>
+#include <linux/sched/mm.h>
+#include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
-#include <linux/version.h>
+#include <linux/vmalloc.h>
 
+#include "barmap-compat.h"
 #include "barmap_regs.h"
 #include "barmap_uapi.h"
 
@@ -66,46 +69,7 @@
 #define BARMAP_DMA_TIMEOUT_MAX_MS	60000
 #define BARMAP_DMA_DRAIN_MS		1000
 #define BARMAP_FS_MAGIC			0x62726d70	/* "brmp" */
-
-/*
- * PMD mappings of a 2 MiB aligned region from .huge_fault, where the kernel
- * maps huge PFNs (6.12 added it for vfio-pci; 6.17 dropped pfn_t).
- */
-#if defined(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP) && \
-	LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) && \
-	LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
-#define BARMAP_HUGE_FAULT
-#endif
-
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
-#define barmap_class_create(name)	class_create(name)
-#else
-#define barmap_class_create(name)	class_create(THIS_MODULE, name)
-#endif
-
-#ifdef PCI_IRQ_INTX
-#define BARMAP_PCI_IRQ_INTX		PCI_IRQ_INTX
-#else
-#define BARMAP_PCI_IRQ_INTX		PCI_IRQ_LEGACY
-#endif
-
-static inline void barmap_vm_flags_set(struct vm_area_struct *vma,
-				       vm_flags_t flags)
-{
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
-	vm_flags_set(vma, flags);
-#else
-	vma->vm_flags |= flags;
-#endif
-}
-
-/* per-VMA locks: 6.4 and later (an empty stub without CONFIG_PER_VMA_LOCK) */
-static inline void barmap_vma_start_write(struct vm_area_struct *vma)
-{
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
-	vma_start_write(vma);
-#endif
-}
+#define BARMAP_BUF_ID_END		BARMAP_BUF_ID(BARMAP_BUF_KINDS, 0)
 
 static unsigned long reserved_base;
 module_param(reserved_base, ulong, 0444);
@@ -120,10 +84,10 @@ MODULE_PARM_DESC(reserved_size, "size in bytes of that reservation");
 struct barmap_region {
 	phys_addr_t phys;
 	resource_size_t size;
-	struct mutex lock;		/* protects users, mode, pin */
-	unsigned long users;		/* VMAs mapping the region */
-	u32 mode;			/* BARMAP_CACHE_*, while users */
-	void __iomem *pin;		/* holds the memory type, while users */
+	struct mutex lock;		/* users, mode, pin */
+	unsigned long users;		/* VMAs mapping the region; lock */
+	u32 mode;			/* BARMAP_CACHE_*, while users; lock */
+	void __iomem *pin;		/* holds the memory type, while users; lock */
 };
 
 static bool reserved_ok;
@@ -149,10 +113,17 @@ struct barmap_dev {
 	bool msi;
 
 	struct rw_semaphore state_rw;	/* write: remove(); read: every user */
-	bool dead;
+	bool dead;			/* state_rw */
 
-	struct mutex files_lock;	/* protects files */
-	struct list_head files;
+	struct mutex files_lock;	/* files */
+	struct list_head files;		/* files_lock */
+
+	struct mutex bufs_lock;		/* bufs, and each one's memory */
+	struct list_head bufs;		/* every buffer with memory; bufs_lock */
+
+	struct mutex mms_lock;		/* mms, revoke_gen */
+	struct list_head mms;		/* struct barmap_mm; mms_lock */
+	u64 revoke_gen;			/* mms_lock */
 
 	struct mutex dma_lock;		/* one DMA at a time */
 	struct completion dma_done;
@@ -163,24 +134,48 @@ struct barmap_dev {
 	atomic_t dma_timeouts;
 };
 
+/*
+ * An mm that ran the device's mmap(): remove() takes its mmap_lock, which an
+ * mmap() in flight holds until its VMA is linked where unmap_mapping_range()
+ * finds it (barmap_revoke()).  vmas counts the mm's VMAs of the device, for
+ * the entry's lifetime only.
+ */
+struct barmap_mm {
+	struct list_head node;		/* in bdev->mms */
+	struct mm_struct *mm;		/* mmgrab()bed while listed */
+	unsigned long vmas;
+	u64 synced;			/* the revoke generation that waited on it */
+};
+
+struct barmap_buf_kind;
+
 struct barmap_buf {
-	struct kref ref;		/* file slot + each VMA + running DMA */
-	bool leaked;			/* the device may still write into it */
+	struct kref ref;		/* slot + each VMA + each dma-buf + DMA */
 	struct barmap_dev *bdev;	/* holds a reference on bdev->dev */
-	void *cpu_addr;
-	dma_addr_t dma_addr;
+	const struct barmap_buf_kind *kind;
+	struct list_head dev_node;	/* in bdev->bufs while it has memory */
 	size_t size;
 	u32 id;
-	atomic_t map_count;		/* VMAs mapping the buffer */
+	bool leaked;			/* the device may still write into it */
+	bool dma_mapped;		/* the device's mapping exists; state_rw */
+	atomic_t map_count;		/* VMAs of /dev/barmapN mapping it */
+
+	/* the memory; which fields a kind uses is its own business */
+	void *vaddr;			/* the kernel's view, NULL once freed */
+	dma_addr_t dma_addr;		/* bus address, contiguous kinds */
+	struct page *page;		/* dma_alloc_pages() */
+	struct page **pages;		/* every page, page-backed kinds */
+	struct sg_table *sgt;		/* bus segments, scattered kinds */
+	struct sg_table vmalloc_sgt;	/* BARMAP_BUF_VMALLOC's own */
 };
 
 struct barmap_file {
 	struct barmap_dev *bdev;
 	struct file *filp;
 	struct list_head node;		/* in bdev->files */
-	struct mutex lock;		/* protects bufs */
+	struct mutex lock;		/* bufs */
 	u32 cache_mode;
-	struct barmap_buf *bufs[BARMAP_BUF_MAX];
+	struct barmap_buf *bufs[BARMAP_BUF_MAX];	/* lock */
 };
 
 static inline struct barmap_dev *to_barmap_dev(struct device *dev)
@@ -188,16 +183,327 @@ static inline struct barmap_dev *to_barmap_dev(struct device *dev)
 	return container_of(dev, struct barmap_dev, dev);
 }
 
-/* DMA buffers */
+static struct device *barmap_dma_dev(struct barmap_buf *buf)
+{
+	return &buf->bdev->pdev->dev;
+}
+
+/* ---- buffer kinds: one allocator, free and mmap function each ---- */
+
+struct barmap_buf_kind {
+	u32 kind;			/* BARMAP_BUF_* */
+	bool streaming;			/* dma_sync_* bracket CPU and device access */
+	int (*alloc)(struct barmap_buf *buf);
+	/* give back the device's DMA mapping and, unless keep_pages, the memory */
+	void (*free)(struct barmap_buf *buf, bool keep_pages);
+	/* fill the VMA (vm_pgoff 0: the start of the buffer); NULL: at fault */
+	int (*mmap)(struct barmap_buf *buf, struct vm_area_struct *vma);
+};
+
+static int barmap_coherent_alloc(struct barmap_buf *buf)
+{
+	buf->vaddr = dma_alloc_coherent(barmap_dma_dev(buf), buf->size,
+					&buf->dma_addr, GFP_KERNEL);
+	return buf->vaddr ? 0 : -ENOMEM;
+}
+
+static void barmap_coherent_free(struct barmap_buf *buf, bool keep_pages)
+{
+	dma_free_coherent(barmap_dma_dev(buf), buf->size, buf->vaddr,
+			  buf->dma_addr);
+}
+
+static int barmap_coherent_mmap(struct barmap_buf *buf,
+				struct vm_area_struct *vma)
+{
+	return dma_mmap_coherent(barmap_dma_dev(buf), vma, buf->vaddr,
+				 buf->dma_addr, buf->size);
+}
+
+static int barmap_wc_alloc(struct barmap_buf *buf)
+{
+	buf->vaddr = dma_alloc_wc(barmap_dma_dev(buf), buf->size,
+				  &buf->dma_addr, GFP_KERNEL);
+	return buf->vaddr ? 0 : -ENOMEM;
+}
+
+static void barmap_wc_free(struct barmap_buf *buf, bool keep_pages)
+{
+	dma_free_wc(barmap_dma_dev(buf), buf->size, buf->vaddr, buf->dma_addr);
+}
+
+static int barmap_wc_mmap(struct barmap_buf *buf, struct vm_area_struct *vma)
+{
+	return dma_mmap_wc(barmap_dma_dev(buf), vma, buf->vaddr, buf->dma_addr,
+			   buf->size);
+}
+
+static int barmap_pages_alloc(struct barmap_buf *buf)
+{
+	buf->page = dma_alloc_pages(barmap_dma_dev(buf), buf->size,
+				    &buf->dma_addr, DMA_BIDIRECTIONAL,
+				    GFP_KERNEL | __GFP_ZERO);
+	if (!buf->page)
+		return -ENOMEM;
+	buf->vaddr = page_address(buf->page);
+	return 0;
+}
+
+static void barmap_pages_free(struct barmap_buf *buf, bool keep_pages)
+{
+	dma_free_pages(barmap_dma_dev(buf), buf->size, buf->page,
+		       buf->dma_addr, DMA_BIDIRECTIONAL);
+}
+
+static int barmap_pages_mmap(struct barmap_buf *buf, struct vm_area_struct *vma)
+{
+	return dma_mmap_pages(barmap_dma_dev(buf), vma, buf->size, buf->page);
+}
+
+static int barmap_noncontig_alloc(struct barmap_buf *buf)
+{
+	struct device *dev = barmap_dma_dev(buf);
+
+	buf->sgt = dma_alloc_noncontiguous(dev, buf->size, DMA_BIDIRECTIONAL,
+					   GFP_KERNEL | __GFP_ZERO, 0);
+	if (!buf->sgt)
+		return -ENOMEM;
+	buf->vaddr = dma_vmap_noncontiguous(dev, buf->size, buf->sgt);
+	if (!buf->vaddr) {
+		dma_free_noncontiguous(dev, buf->size, buf->sgt,
+				       DMA_BIDIRECTIONAL);
+		return -ENOMEM;
+	}
+	buf->dma_addr = sg_dma_address(buf->sgt->sgl);
+	return 0;
+}
+
+static void barmap_noncontig_free(struct barmap_buf *buf, bool keep_pages)
+{
+	struct device *dev = barmap_dma_dev(buf);
+
+	dma_vunmap_noncontiguous(dev, buf->vaddr);
+	dma_free_noncontiguous(dev, buf->size, buf->sgt, DMA_BIDIRECTIONAL);
+}
+
+static int barmap_noncontig_mmap(struct barmap_buf *buf,
+				 struct vm_area_struct *vma)
+{
+	return dma_mmap_noncontiguous(barmap_dma_dev(buf), vma, buf->size,
+				      buf->sgt);
+}
+
+/* RAM of the kernel's own allocators, mapped for the device by the streaming API */
+static int barmap_stream_map(struct barmap_buf *buf)
+{
+	struct device *dev = barmap_dma_dev(buf);
+
+	buf->dma_addr = dma_map_single(dev, buf->vaddr, buf->size,
+				       DMA_BIDIRECTIONAL);
+	return dma_mapping_error(dev, buf->dma_addr) ? -ENOMEM : 0;
+}
+
+static void barmap_stream_unmap(struct barmap_buf *buf)
+{
+	dma_unmap_single(barmap_dma_dev(buf), buf->dma_addr, buf->size,
+			 DMA_BIDIRECTIONAL);
+}
+
+static int barmap_kmalloc_alloc(struct barmap_buf *buf)
+{
+	int ret;
+
+	/* a page-aligned kmalloc (every size above a page is); remap needs whole pages */
+	buf->vaddr = kmalloc(buf->size, GFP_KERNEL | __GFP_ZERO);
+	if (!buf->vaddr)
+		return -ENOMEM;
+	ret = PAGE_ALIGNED(buf->vaddr) ? barmap_stream_map(buf) : -ENOMEM;
+	if (ret)
+		kfree(buf->vaddr);
+	return ret;
+}
+
+static void barmap_kmalloc_free(struct barmap_buf *buf, bool keep_pages)
+{
+	barmap_stream_unmap(buf);
+	kfree(buf->vaddr);
+}
+
+/* what the question's driver did: remap_pfn_range() of kmalloc()ed RAM by its PFN */
+static int barmap_kmalloc_mmap(struct barmap_buf *buf,
+			       struct vm_area_struct *vma)
+{
+	return remap_pfn_range(vma, vma->vm_start,
+			       PHYS_PFN(virt_to_phys(buf->vaddr)),
+			       vma->vm_end - vma->vm_start, vma->vm_page_prot);
+}
+
+/* contiguous pages with a reference each (split_page), as GUP and rmap want */
+static int barmap_page_array_alloc(struct barmap_buf *buf)
+{
+	unsigned int order = get_order(buf->size);
+	unsigned long i, n = buf->size >> PAGE_SHIFT;
+	struct page *page;
+	int ret;
+
+	buf->pages = kvcalloc(n, sizeof(*buf->pages), GFP_KERNEL);
+	if (!buf->pages)
+		return -ENOMEM;
+	page = alloc_pages(GFP_KERNEL | __GFP_ZERO, order);
+	if (!page) {
+		kvfree(buf->pages);
+		return -ENOMEM;
+	}
+	split_page(page, order);
+	for (i = 0; i < (1UL << order); i++) {
+		if (i < n)
+			buf->pages[i] = page + i;
+		else
+			__free_page(page + i);
+	}
+	buf->vaddr = page_address(page);
+	ret = barmap_stream_map(buf);
+	if (ret) {
+		for (i = 0; i < n; i++)
+			__free_page(buf->pages[i]);
+		kvfree(buf->pages);
+	}
+	return ret;
+}
+
+/* pages GUP pinned (O_DIRECT, io_uring) go when their last reference does */
+static void barmap_page_array_free(struct barmap_buf *buf, bool keep_pages)
+{
+	unsigned long i;
+
+	barmap_stream_unmap(buf);
+	if (keep_pages)
+		return;
+	for (i = 0; i < buf->size >> PAGE_SHIFT; i++)
+		put_page(buf->pages[i]);
+	kvfree(buf->pages);
+	buf->pages = NULL;
+}
+
+static int barmap_insert_mmap(struct barmap_buf *buf,
+			      struct vm_area_struct *vma)
+{
+	unsigned long n = vma_pages(vma);
+
+	return vm_insert_pages(vma, vma->vm_start, buf->pages, &n);
+}
+
+static int barmap_vmalloc_alloc(struct barmap_buf *buf)
+{
+	unsigned long i, n = buf->size >> PAGE_SHIFT;
+	int ret = -ENOMEM;
+
+	buf->vaddr = vmalloc_user(buf->size);
+	if (!buf->vaddr)
+		return -ENOMEM;
+	buf->pages = kvcalloc(n, sizeof(*buf->pages), GFP_KERNEL);
+	if (!buf->pages)
+		goto err_vfree;
+	for (i = 0; i < n; i++)
+		buf->pages[i] = vmalloc_to_page(buf->vaddr + i * PAGE_SIZE);
+	ret = sg_alloc_table_from_pages(&buf->vmalloc_sgt, buf->pages, n, 0,
+					buf->size, GFP_KERNEL);
+	if (ret)
+		goto err_pages;
+	ret = dma_map_sgtable(barmap_dma_dev(buf), &buf->vmalloc_sgt,
+			      DMA_BIDIRECTIONAL, 0);
+	if (ret)
+		goto err_sgt;
+	buf->sgt = &buf->vmalloc_sgt;
+	buf->dma_addr = sg_dma_address(buf->sgt->sgl);
+	return 0;
+
+err_sgt:
+	sg_free_table(&buf->vmalloc_sgt);
+err_pages:
+	kvfree(buf->pages);
+err_vfree:
+	vfree(buf->vaddr);
+	return ret;
+}
+
+static void barmap_vmalloc_free(struct barmap_buf *buf, bool keep_pages)
+{
+	dma_unmap_sgtable(barmap_dma_dev(buf), buf->sgt, DMA_BIDIRECTIONAL, 0);
+	sg_free_table(&buf->vmalloc_sgt);
+	kvfree(buf->pages);
+	vfree(buf->vaddr);
+}
+
+static int barmap_vmalloc_mmap(struct barmap_buf *buf,
+			       struct vm_area_struct *vma)
+{
+	return remap_vmalloc_range(vma, buf->vaddr, 0);
+}
+
+static const struct barmap_buf_kind barmap_buf_kinds[BARMAP_BUF_KINDS] = {
+	[BARMAP_BUF_COHERENT] = { BARMAP_BUF_COHERENT, false,
+		barmap_coherent_alloc, barmap_coherent_free, barmap_coherent_mmap },
+	[BARMAP_BUF_WC] = { BARMAP_BUF_WC, false,
+		barmap_wc_alloc, barmap_wc_free, barmap_wc_mmap },
+	[BARMAP_BUF_PAGES] = { BARMAP_BUF_PAGES, true,
+		barmap_pages_alloc, barmap_pages_free, barmap_pages_mmap },
+	[BARMAP_BUF_NONCONTIG] = { BARMAP_BUF_NONCONTIG, true,
+		barmap_noncontig_alloc, barmap_noncontig_free,
+		barmap_noncontig_mmap },
+	[BARMAP_BUF_KMALLOC] = { BARMAP_BUF_KMALLOC, true,
+		barmap_kmalloc_alloc, barmap_kmalloc_free, barmap_kmalloc_mmap },
+	[BARMAP_BUF_INSERT] = { BARMAP_BUF_INSERT, true,
+		barmap_page_array_alloc, barmap_page_array_free,
+		barmap_insert_mmap },
+	[BARMAP_BUF_FAULT] = { BARMAP_BUF_FAULT, true,
+		barmap_page_array_alloc, barmap_page_array_free, NULL },
+	[BARMAP_BUF_VMALLOC] = { BARMAP_BUF_VMALLOC, true,
+		barmap_vmalloc_alloc, barmap_vmalloc_free, barmap_vmalloc_mmap },
+	[BARMAP_BUF_DMABUF] = { BARMAP_BUF_DMABUF, true,
+		barmap_page_array_alloc, barmap_page_array_free, NULL },
+};
+
+/*
+ * The device's DMA mapping and, for every kind but a dma-buf's (whose pages
+ * its fds own), the memory go back to the kernel: at remove(), once every
+ * mapping is revoked, or with the last reference.
+ */
+static void barmap_buf_give_back(struct barmap_buf *buf, bool last)
+{
+	struct barmap_dev *bdev = buf->bdev;
+	bool keep_pages = !last && buf->kind->kind == BARMAP_BUF_DMABUF;
+
+	lockdep_assert_held(&bdev->bufs_lock);
+	if (buf->leaked)
+		return;		/* the device may still write into it */
+	if (buf->dma_mapped) {
+		buf->kind->free(buf, keep_pages);
+		buf->dma_mapped = false;
+		if (!keep_pages)
+			buf->vaddr = NULL;
+	} else if (last && buf->vaddr) {
+		unsigned long i;	/* a dma-buf's pages, kept at remove() */
+
+		for (i = 0; i < buf->size >> PAGE_SHIFT; i++)
+			put_page(buf->pages[i]);
+		kvfree(buf->pages);
+		buf->vaddr = NULL;
+	}
+	if (!buf->vaddr && !list_empty(&buf->dev_node))
+		list_del_init(&buf->dev_node);
+}
 
 static void barmap_buf_release(struct kref *ref)
 {
 	struct barmap_buf *buf = container_of(ref, struct barmap_buf, ref);
 	struct barmap_dev *bdev = buf->bdev;
 
-	if (!buf->leaked)
-		dma_free_coherent(&bdev->pdev->dev, buf->size, buf->cpu_addr,
-				  buf->dma_addr);
+	mutex_lock(&bdev->bufs_lock);
+	barmap_buf_give_back(buf, true);
+	if (!list_empty(&buf->dev_node))
+		list_del(&buf->dev_node);	/* leaked */
+	mutex_unlock(&bdev->bufs_lock);
 	kfree(buf);
 	put_device(&bdev->dev);
 }
@@ -207,26 +513,30 @@ static void barmap_buf_put(struct barmap_buf *buf)
 	kref_put(&buf->ref, barmap_buf_release);
 }
 
-static int barmap_buf_slot(u32 id)
+/* the slot and kind an id names, or -EINVAL */
+static int barmap_buf_slot(u32 id, u32 *kind)
 {
-	if (id < BARMAP_BUF_ID_FIRST ||
-	    id >= BARMAP_BUF_ID_FIRST + BARMAP_BUF_MAX)
+	if (id < BARMAP_BUF_ID_FIRST || id >= BARMAP_BUF_ID_END)
 		return -EINVAL;
-	return id - BARMAP_BUF_ID_FIRST;
+	*kind = (id - BARMAP_BUF_ID_FIRST) / BARMAP_BUF_MAX;
+	return (id - BARMAP_BUF_ID_FIRST) % BARMAP_BUF_MAX;
 }
 
 /* Returns the buffer with a new reference, or NULL. */
 static struct barmap_buf *barmap_buf_get(struct barmap_file *bf, u32 id)
 {
 	struct barmap_buf *buf = NULL;
-	int slot = barmap_buf_slot(id);
+	u32 kind;
+	int slot = barmap_buf_slot(id, &kind);
 
 	if (slot < 0)
 		return NULL;
 	mutex_lock(&bf->lock);
 	buf = bf->bufs[slot];
-	if (buf)
+	if (buf && buf->id == id)
 		kref_get(&buf->ref);
+	else
+		buf = NULL;
 	mutex_unlock(&bf->lock);
 	return buf;
 }
@@ -246,24 +556,70 @@ static void barmap_file_drop_bufs(struct barmap_file *bf)
 	mutex_unlock(&bf->lock);
 }
 
-/* mmap */
+/* the bus address at off and how many bytes from there are contiguous */
+static dma_addr_t barmap_buf_bus(struct barmap_buf *buf, u64 off, u64 *contig)
+{
+	struct scatterlist *sg;
+	u64 start = 0;
+	int i;
 
-/*
- * The strategies, one row each: the mmap id (the page offset), its name, what
- * it maps and how.  barmap-check has the same table; a new strategy is one
- * row there, one here and its id in barmap_uapi.h.
- */
+	if (!buf->sgt) {
+		*contig = buf->size - off;
+		return buf->dma_addr + off;
+	}
+	for_each_sgtable_dma_sg(buf->sgt, sg, i) {
+		if (off < start + sg_dma_len(sg)) {
+			*contig = start + sg_dma_len(sg) - off;
+			return sg_dma_address(sg) + (off - start);
+		}
+		start += sg_dma_len(sg);
+	}
+	*contig = 0;
+	return 0;
+}
+
+/* hand the buffer to the CPU (dma_sync_*_for_cpu) or to the device */
+static void barmap_buf_sync(struct barmap_buf *buf, bool for_cpu,
+			    enum dma_data_direction dir)
+{
+	struct device *dev = barmap_dma_dev(buf);
+
+	lockdep_assert_held(&buf->bdev->state_rw);
+	if (!buf->kind->streaming || !buf->dma_mapped)
+		return;
+	if (buf->sgt && for_cpu)
+		dma_sync_sgtable_for_cpu(dev, buf->sgt, dir);
+	else if (buf->sgt)
+		dma_sync_sgtable_for_device(dev, buf->sgt, dir);
+	else if (for_cpu)
+		dma_sync_single_for_cpu(dev, buf->dma_addr, buf->size, dir);
+	else
+		dma_sync_single_for_device(dev, buf->dma_addr, buf->size, dir);
+}
+
+/* ---- the strategies: one row each, one mmap id (range), one mmap function ---- */
+
 enum barmap_obj { BARMAP_OBJ_BAR, BARMAP_OBJ_RESERVED, BARMAP_OBJ_BUF };
 
 struct barmap_strategy {
-	u32 id;				/* first mmap id */
+	u32 id;				/* first mmap id (buffer rows: of kind) */
 	u32 count;			/* ids in the row */
 	const char *name;
 	enum barmap_obj obj;
 	int (*mmap)(struct barmap_file *bf, struct vm_area_struct *vma,
 		    const struct barmap_strategy *st, unsigned long len);
 	const struct vm_operations_struct *vm_ops;
+	/* BAR and reserved rows: fill the page tables in mmap(); NULL: at fault */
+	int (*fill)(struct vm_area_struct *vma, struct barmap_region *r,
+		    unsigned long len);
+	u32 kind;			/* buffer rows: BARMAP_BUF_* */
 };
+
+/* the first mmap id of a row */
+static u32 barmap_row_id(const struct barmap_strategy *st)
+{
+	return st->obj == BARMAP_OBJ_BUF ? BARMAP_BUF_ID(st->kind, 0) : st->id;
+}
 
 static struct barmap_region *barmap_region_of(struct barmap_dev *bdev,
 					      enum barmap_obj obj)
@@ -337,6 +693,7 @@ static int barmap_region_get(struct barmap_region *r, u32 mode)
 
 static void barmap_region_unpin(struct barmap_region *r)
 {
+	lockdep_assert_held(&r->lock);
 	if (r->pin) {
 		iounmap(r->pin);
 		r->pin = NULL;
@@ -364,7 +721,106 @@ static u32 barmap_region_mode(struct barmap_region *r)
 	return mode;
 }
 
-/* BAR and reserved mappings: each VMA (also after split or fork) holds its region */
+/* ---- the mms that map the device, and revocation ---- */
+
+static struct barmap_mm *barmap_mm_find(struct barmap_dev *bdev,
+					struct mm_struct *mm)
+{
+	struct barmap_mm *e;
+
+	lockdep_assert_held(&bdev->mms_lock);
+	list_for_each_entry(e, &bdev->mms, node)
+		if (e->mm == mm)
+			return e;
+	return NULL;
+}
+
+/* mmap(): before its VMA is filled, so that remove() waits for the mm */
+static int barmap_mm_track(struct barmap_dev *bdev, struct mm_struct *mm)
+{
+	struct barmap_mm *e;
+	int ret = 0;
+
+	mutex_lock(&bdev->mms_lock);
+	e = barmap_mm_find(bdev, mm);
+	if (!e) {
+		e = kzalloc(sizeof(*e), GFP_KERNEL);
+		if (e) {
+			mmgrab(mm);
+			e->mm = mm;
+			list_add(&e->node, &bdev->mms);
+		}
+	}
+	if (e)
+		e->vmas++;
+	else
+		ret = -ENOMEM;
+	mutex_unlock(&bdev->mms_lock);
+	return ret;
+}
+
+/*
+ * A VMA of the device appears (split, mremap, fork) or goes.  Only an mm that
+ * ran mmap() is listed: a VMA fork copies is linked before its page tables
+ * are, behind its parent in the rmap tree, so a zap that misses the parent's
+ * entries cannot miss the copy's.  A count off by an uncounted VMA frees an
+ * entry early, which is safe: the mm's next mmap() lists it again, and that
+ * mmap() holds the mm's lock against every close() until its VMA is linked.
+ */
+static void barmap_mm_vma(struct barmap_dev *bdev, struct mm_struct *mm,
+			  bool opened)
+{
+	struct barmap_mm *e;
+
+	mutex_lock(&bdev->mms_lock);
+	e = barmap_mm_find(bdev, mm);
+	if (e && opened) {
+		e->vmas++;
+	} else if (e && !--e->vmas) {
+		list_del(&e->node);
+		mmdrop(e->mm);
+		kfree(e);
+	}
+	mutex_unlock(&bdev->mms_lock);
+}
+
+/*
+ * Revoke every mapping of the dead device.  An mmap() that passed
+ * barmap_mmap() before "dead" was set may not have linked its VMA yet (an
+ * eager strategy's page tables are already full): it holds its mm's
+ * mmap_lock until it has, so take each listed mm's lock once, then zap.
+ */
+static void barmap_revoke(struct barmap_dev *bdev)
+{
+	struct mm_struct *mm;
+	struct barmap_mm *e;
+	u64 gen;
+
+	mutex_lock(&bdev->mms_lock);
+	gen = ++bdev->revoke_gen;
+	mutex_unlock(&bdev->mms_lock);
+	for (;;) {
+		mm = NULL;
+		mutex_lock(&bdev->mms_lock);
+		list_for_each_entry(e, &bdev->mms, node) {
+			if (e->synced != gen) {
+				e->synced = gen;
+				mm = e->mm;
+				mmgrab(mm);
+				break;
+			}
+		}
+		mutex_unlock(&bdev->mms_lock);
+		if (!mm)
+			break;
+		mmap_read_lock(mm);
+		mmap_read_unlock(mm);
+		mmdrop(mm);
+	}
+	unmap_mapping_range(bdev->inode->i_mapping, 0, 0, 1);
+}
+
+/* ---- BAR and reserved mappings: each VMA (also after split or fork) holds its region ---- */
 
 static struct barmap_dev *barmap_vma_dev(struct vm_area_struct *vma)
 {
@@ -395,11 +851,13 @@ static void barmap_io_vm_open(struct vm_area_struct *vma)
 	mutex_lock(&r->lock);
 	r->users++;
 	mutex_unlock(&r->lock);
+	barmap_mm_vma(barmap_vma_dev(vma), vma->vm_mm, true);
 }
 
 static void barmap_io_vm_close(struct vm_area_struct *vma)
 {
 	barmap_region_put(barmap_vma_region(vma));
+	barmap_mm_vma(barmap_vma_dev(vma), vma->vm_mm, false);
 }
 
 /*
@@ -512,6 +970,36 @@ static const struct vm_operations_struct barmap_remap_vm_ops = {
 #endif
 };
 
+static int barmap_fill_io_remap(struct vm_area_struct *vma,
+				struct barmap_region *r, unsigned long len)
+{
+	return io_remap_pfn_range(vma, vma->vm_start, PHYS_PFN(r->phys), len,
+				  vma->vm_page_prot);
+}
+
+static int barmap_fill_remap(struct vm_area_struct *vma,
+			     struct barmap_region *r, unsigned long len)
+{
+	return remap_pfn_range(vma, vma->vm_start, PHYS_PFN(r->phys), len,
+			       vma->vm_page_prot);
+}
+
+/*
+ * vm_iomap_memory() reads vm_pgoff as an offset into the region: with the id
+ * in the offset it would map BAR2 from page 4.  Map from the start instead.
+ */
+static int barmap_fill_iomap(struct vm_area_struct *vma,
+			     struct barmap_region *r, unsigned long len)
+{
+	unsigned long pgoff = vma->vm_pgoff;
+	int ret;
+
+	vma->vm_pgoff = 0;
+	ret = vm_iomap_memory(vma, r->phys, r->size);
+	vma->vm_pgoff = pgoff;
+	return ret;
+}
+
 static int barmap_mmap_io(struct barmap_file *bf, struct vm_area_struct *vma,
 			  const struct barmap_strategy *st, unsigned long len)
 {
@@ -535,21 +1023,15 @@ static int barmap_mmap_io(struct barmap_file *bf, struct vm_area_struct *vma,
 		vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
 	barmap_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND |
 			    VM_DONTDUMP);
-	if (st->vm_ops == &barmap_fault_vm_ops)
+	if (!st->fill)
 		return 0;	/* pages come from barmap_io_fault() */
-
-	if (st->obj == BARMAP_OBJ_BAR)
-		ret = io_remap_pfn_range(vma, vma->vm_start, PHYS_PFN(r->phys),
-					 len, vma->vm_page_prot);
-	else
-		ret = remap_pfn_range(vma, vma->vm_start, PHYS_PFN(r->phys),
-				      len, vma->vm_page_prot);
+	ret = st->fill(vma, r, len);
 	if (ret)
 		barmap_region_put(r);
 	return ret;
 }
 
-/* DMA buffers: dma_mmap_coherent() fills the page tables in mmap() */
+/* ---- buffer mappings: every VMA (also after split or fork) holds its buffer ---- */
 
 static void barmap_buf_vm_open(struct vm_area_struct *vma)
 {
@@ -557,36 +1039,53 @@ static void barmap_buf_vm_open(struct vm_area_struct *vma)
 
 	atomic_inc(&buf->map_count);
 	kref_get(&buf->ref);
+	barmap_mm_vma(buf->bdev, vma->vm_mm, true);
 }
 
 static void barmap_buf_vm_close(struct vm_area_struct *vma)
 {
 	struct barmap_buf *buf = vma->vm_private_data;
 
+	barmap_mm_vma(buf->bdev, vma->vm_mm, false);
 	atomic_dec(&buf->map_count);
 	barmap_buf_put(buf);
 }
 
+/* the buffer page a VMA address is (vm_pgoff carries the id) */
+static unsigned long barmap_buf_vma_off(struct vm_area_struct *vma,
+					unsigned long addr)
+{
+	struct barmap_buf *buf = vma->vm_private_data;
+
+	return ((vma->vm_pgoff - buf->id) << PAGE_SHIFT) + (addr - vma->vm_start);
+}
+
 /*
- * Debugger access to a buffer mapping: the PFNMAP pages have no struct page
- * for GUP to pin, so copy from the kernel's view of the buffer.  The buffer
- * outlives the VMA.
+ * Debugger access to a buffer mapping: PFN-mapped pages have no struct page
+ * for GUP to pin, so copy through the kernel's view of the buffer, while the
+ * device lives (remove() frees the memory).
  */
 static int barmap_buf_vm_access(struct vm_area_struct *vma, unsigned long addr,
 				void *data, int len, int write)
 {
 	struct barmap_buf *buf = vma->vm_private_data;
-	unsigned long off = ((vma->vm_pgoff - buf->id) << PAGE_SHIFT) +
-			    (addr - vma->vm_start);
+	struct barmap_dev *bdev = buf->bdev;
+	unsigned long off = barmap_buf_vma_off(vma, addr);
+	int ret = -EIO;
 
 	if (off >= buf->size)
 		return -EIO;
 	len = min_t(unsigned long, len, buf->size - off);
-	if (write)
-		memcpy(buf->cpu_addr + off, data, len);
-	else
-		memcpy(data, buf->cpu_addr + off, len);
-	return len;
+	down_read(&bdev->state_rw);
+	if (!bdev->dead && buf->vaddr) {
+		if (write)
+			memcpy(buf->vaddr + off, data, len);
+		else
+			memcpy(data, buf->vaddr + off, len);
+		ret = len;
+	}
+	up_read(&bdev->state_rw);
+	return ret;
 }
 
 static const struct vm_operations_struct barmap_buf_vm_ops = {
@@ -595,18 +1094,44 @@ static const struct vm_operations_struct barmap_buf_vm_ops = {
 	.access = barmap_buf_vm_access,
 };
 
+/* BARMAP_BUF_FAULT: the page a fault asks for, referenced, while the device lives */
+static vm_fault_t barmap_buf_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct barmap_buf *buf = vma->vm_private_data;
+	struct barmap_dev *bdev = buf->bdev;
+	unsigned long page = vmf->pgoff - buf->id;
+	vm_fault_t ret = VM_FAULT_SIGBUS;
+
+	down_read(&bdev->state_rw);
+	if (!bdev->dead && buf->vaddr && page < buf->size >> PAGE_SHIFT) {
+		vmf->page = buf->pages[page];
+		get_page(vmf->page);
+		ret = 0;
+	}
+	up_read(&bdev->state_rw);
+	return ret;
+}
+
+static const struct vm_operations_struct barmap_buf_fault_vm_ops = {
+	.open = barmap_buf_vm_open,
+	.close = barmap_buf_vm_close,
+	.fault = barmap_buf_fault,
+	.access = barmap_buf_vm_access,
+};
+
 static int barmap_mmap_buf(struct barmap_file *bf, struct vm_area_struct *vma,
 			   const struct barmap_strategy *st, unsigned long len)
 {
-	struct barmap_dev *bdev = bf->bdev;
 	u32 id = vma->vm_pgoff;
 	struct barmap_buf *buf;
-	int ret;
+	int ret = 0;
 
 	mutex_lock(&bf->lock);
-	buf = bf->bufs[id - st->id];
-	if (!buf || len > buf->size) {
-		ret = -EINVAL;
+	buf = bf->bufs[id - barmap_row_id(st)];
+	if (!buf || buf->id != id || len > buf->size ||
+	    st->kind == BARMAP_BUF_DMABUF) {
+		ret = -EINVAL;	/* a dma-buf is mapped through its own fd */
 		goto out;
 	}
 
@@ -614,17 +1139,17 @@ static int barmap_mmap_buf(struct barmap_file *bf, struct vm_area_struct *vma,
 	vma->vm_private_data = buf;
 	barmap_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
 	/*
-	 * The page offset carried the buffer id; the DMA API reads it as an
-	 * offset into the buffer.  Map from the start, then put the id back
-	 * so that /proc/PID/maps and the rmap tree show what was asked for.
+	 * The page offset carried the buffer id; the mmap functions read it
+	 * as an offset into the buffer.  Map from the start, then put the id
+	 * back so that /proc/PID/maps and the rmap tree show what was asked.
 	 */
-	vma->vm_pgoff = 0;
-	ret = dma_mmap_coherent(&bdev->pdev->dev, vma, buf->cpu_addr,
-				buf->dma_addr, buf->size);
-	vma->vm_pgoff = id;
+	if (buf->kind->mmap) {
+		vma->vm_pgoff = 0;
+		ret = buf->kind->mmap(buf, vma);
+		vma->vm_pgoff = id;
+	}
 	if (ret)
 		goto out;
-
 	atomic_inc(&buf->map_count);
 	kref_get(&buf->ref);
 out:
@@ -632,17 +1157,143 @@ out:
 	return ret;
 }
 
+/* ---- dma-buf: a buffer's pages as an fd of their own ---- */
+
+struct barmap_dmabuf_attachment {
+	struct sg_table sgt;
+};
+
+static int barmap_dmabuf_attach(struct dma_buf *dmabuf,
+				struct dma_buf_attachment *attach)
+{
+	struct barmap_buf *buf = dmabuf->priv;
+	struct barmap_dmabuf_attachment *a;
+	int ret;
+
+	a = kzalloc(sizeof(*a), GFP_KERNEL);
+	if (!a)
+		return -ENOMEM;
+	ret = sg_alloc_table_from_pages(&a->sgt, buf->pages,
+					buf->size >> PAGE_SHIFT, 0, buf->size,
+					GFP_KERNEL);
+	if (ret) {
+		kfree(a);
+		return ret;
+	}
+	attach->priv = a;
+	return 0;
+}
+
+static void barmap_dmabuf_detach(struct dma_buf *dmabuf,
+				 struct dma_buf_attachment *attach)
+{
+	struct barmap_dmabuf_attachment *a = attach->priv;
+
+	sg_free_table(&a->sgt);
+	kfree(a);
+}
+
+static struct sg_table *barmap_dmabuf_map(struct dma_buf_attachment *attach,
+					  enum dma_data_direction dir)
+{
+	struct barmap_dmabuf_attachment *a = attach->priv;
+	int ret = dma_map_sgtable(attach->dev, &a->sgt, dir, 0);
+
+	return ret ? ERR_PTR(ret) : &a->sgt;
+}
+
+static void barmap_dmabuf_unmap(struct dma_buf_attachment *attach,
+				struct sg_table *sgt,
+				enum dma_data_direction dir)
+{
+	dma_unmap_sgtable(attach->dev, sgt, dir, 0);
+}
+
+static void barmap_dmabuf_release(struct dma_buf *dmabuf)
+{
+	barmap_buf_put(dmabuf->priv);
+}
+
+/* as the system heap maps its pages: remap_pfn_range(), no .fault, no .access */
+static int barmap_dmabuf_mmap(struct dma_buf *dmabuf,
+			      struct vm_area_struct *vma)
+{
+	struct barmap_buf *buf = dmabuf->priv;
+
+	if (!(vma->vm_flags & VM_MAYSHARE))
+		return -EINVAL;
+	return remap_pfn_range(vma, vma->vm_start,
+			       page_to_pfn(buf->pages[vma->vm_pgoff]),
+			       vma->vm_end - vma->vm_start, vma->vm_page_prot);
+}
+
+/* DMA_BUF_IOCTL_SYNC: the device's own mapping, while it has one */
+static int barmap_dmabuf_cpu_access(struct dma_buf *dmabuf,
+				    enum dma_data_direction dir, bool begin)
+{
+	struct barmap_buf *buf = dmabuf->priv;
+
+	down_read(&buf->bdev->state_rw);
+	barmap_buf_sync(buf, begin, dir);
+	up_read(&buf->bdev->state_rw);
+	return 0;
+}
+
+static int barmap_dmabuf_begin_cpu(struct dma_buf *dmabuf,
+				   enum dma_data_direction dir)
+{
+	return barmap_dmabuf_cpu_access(dmabuf, dir, true);
+}
+
+static int barmap_dmabuf_end_cpu(struct dma_buf *dmabuf,
+				 enum dma_data_direction dir)
+{
+	return barmap_dmabuf_cpu_access(dmabuf, dir, false);
+}
+
+static const struct dma_buf_ops barmap_dmabuf_ops = {
+	.attach = barmap_dmabuf_attach,
+	.detach = barmap_dmabuf_detach,
+	.map_dma_buf = barmap_dmabuf_map,
+	.unmap_dma_buf = barmap_dmabuf_unmap,
+	.release = barmap_dmabuf_release,
+	.mmap = barmap_dmabuf_mmap,
+	.begin_cpu_access = barmap_dmabuf_begin_cpu,
+	.end_cpu_access = barmap_dmabuf_end_cpu,
+};
+
+/* ---- the table ---- */
+
+#define BARMAP_IO_ROW(id_, name_, obj_, vm_ops_, fill_) \
+	{ .id = (id_), .count = 1, .name = (name_), .obj = (obj_), \
+	  .mmap = barmap_mmap_io, .vm_ops = (vm_ops_), .fill = (fill_) }
+#define BARMAP_BUF_ROW(kind_, name_, vm_ops_) \
+	{ .count = BARMAP_BUF_MAX, .name = (name_), .obj = BARMAP_OBJ_BUF, \
+	  .mmap = barmap_mmap_buf, .vm_ops = (vm_ops_), .kind = (kind_) }
+
 static const struct barmap_strategy barmap_strategies[] = {
-	{ BARMAP_MMAP_ID_BAR, 1, "bar", BARMAP_OBJ_BAR,
-	  barmap_mmap_io, &barmap_fault_vm_ops },
-	{ BARMAP_MMAP_ID_RESERVED, 1, "reserved", BARMAP_OBJ_RESERVED,
-	  barmap_mmap_io, &barmap_fault_vm_ops },
-	{ BARMAP_MMAP_ID_BAR_REMAP, 1, "bar-remap", BARMAP_OBJ_BAR,
-	  barmap_mmap_io, &barmap_remap_vm_ops },
-	{ BARMAP_MMAP_ID_RESERVED_REMAP, 1, "reserved-remap",
-	  BARMAP_OBJ_RESERVED, barmap_mmap_io, &barmap_remap_vm_ops },
-	{ BARMAP_BUF_ID_FIRST, BARMAP_BUF_MAX, "dma", BARMAP_OBJ_BUF,
-	  barmap_mmap_buf, &barmap_buf_vm_ops },
+	BARMAP_IO_ROW(BARMAP_MMAP_ID_BAR, "bar", BARMAP_OBJ_BAR,
+		      &barmap_fault_vm_ops, NULL),
+	BARMAP_IO_ROW(BARMAP_MMAP_ID_RESERVED, "reserved", BARMAP_OBJ_RESERVED,
+		      &barmap_fault_vm_ops, NULL),
+	BARMAP_IO_ROW(BARMAP_MMAP_ID_BAR_REMAP, "bar-remap", BARMAP_OBJ_BAR,
+		      &barmap_remap_vm_ops, barmap_fill_io_remap),
+	BARMAP_IO_ROW(BARMAP_MMAP_ID_RESERVED_REMAP, "reserved-remap",
+		      BARMAP_OBJ_RESERVED, &barmap_remap_vm_ops,
+		      barmap_fill_remap),
+	BARMAP_IO_ROW(BARMAP_MMAP_ID_BAR_IOMAP, "bar-iomap", BARMAP_OBJ_BAR,
+		      &barmap_remap_vm_ops, barmap_fill_iomap),
+	BARMAP_BUF_ROW(BARMAP_BUF_COHERENT, "dma", &barmap_buf_vm_ops),
+	BARMAP_BUF_ROW(BARMAP_BUF_WC, "dma-wc", &barmap_buf_vm_ops),
+	BARMAP_BUF_ROW(BARMAP_BUF_PAGES, "dma-pages", &barmap_buf_vm_ops),
+	BARMAP_BUF_ROW(BARMAP_BUF_NONCONTIG, "dma-noncontig",
+		       &barmap_buf_vm_ops),
+	BARMAP_BUF_ROW(BARMAP_BUF_KMALLOC, "ram-remap", &barmap_buf_vm_ops),
+	BARMAP_BUF_ROW(BARMAP_BUF_INSERT, "pages-insert", &barmap_buf_vm_ops),
+	BARMAP_BUF_ROW(BARMAP_BUF_FAULT, "pages-fault",
+		       &barmap_buf_fault_vm_ops),
+	BARMAP_BUF_ROW(BARMAP_BUF_VMALLOC, "vmalloc", &barmap_buf_vm_ops),
+	BARMAP_BUF_ROW(BARMAP_BUF_DMABUF, "dmabuf", NULL),
 };
 
 static const struct barmap_strategy *barmap_strategy(unsigned long id)
@@ -651,7 +1302,7 @@ static const struct barmap_strategy *barmap_strategy(unsigned long id)
 
 	for (st = barmap_strategies;
 	     st < barmap_strategies + ARRAY_SIZE(barmap_strategies); st++)
-		if (id >= st->id && id - st->id < st->count)
+		if (id >= barmap_row_id(st) && id - barmap_row_id(st) < st->count)
 			return st;
 	return NULL;
 }
@@ -665,11 +1316,9 @@ static int barmap_mmap(struct file *filp, struct vm_area_struct *vma)
 	int ret;
 
 	/*
-	 * Lock order: a VMA's lock, then state_rw (a fault holds the first, read, when
-	 * barmap_io_insert() takes the second).  Setting a VMA's flags write-locks the
-	 * VMA (vm_flags_set(), remap_pfn_range(), dma_mmap_coherent()), so take that
-	 * lock here, first: under state_rw the calls then find it held.  Lockdep on
-	 * 6.12 reported the inverse order as a circular dependency.
+	 * Lock order: a VMA's lock, then state_rw (a fault holds the first when
+	 * it takes the second).  Setting a VMA's flags write-locks the VMA, so
+	 * take that lock first: under state_rw the calls find it held.
 	 */
 	barmap_vma_start_write(vma);
 	down_read(&bdev->state_rw);
@@ -680,7 +1329,12 @@ static int barmap_mmap(struct file *filp, struct vm_area_struct *vma)
 	else if (!(vma->vm_flags & VM_MAYSHARE))
 		ret = -EINVAL;	/* MAP_PRIVATE: a COW copy of MMIO is nonsense */
 	else
+		ret = barmap_mm_track(bdev, vma->vm_mm);
+	if (!ret) {
 		ret = st->mmap(bf, vma, st, len);
+		if (ret)
+			barmap_mm_vma(bdev, vma->vm_mm, false);
+	}
 	up_read(&bdev->state_rw);
 	if (ret && st)
 		dev_dbg(&bdev->dev, "mmap %s (id %lu, %lu bytes): %d\n",
@@ -688,7 +1342,7 @@ static int barmap_mmap(struct file *filp, struct vm_area_struct *vma)
 	return ret;
 }
 
-/* ioctls; user copies happen outside state_rw (mmap_lock nests outside it) */
+/* ---- ioctls; user copies happen outside state_rw (mmap_lock nests outside it) ---- */
 
 static long barmap_ioc_info(struct barmap_file *bf, void __user *uarg)
 {
@@ -723,14 +1377,15 @@ static long barmap_ioc_info(struct barmap_file *bf, void __user *uarg)
 
 static int barmap_free_id(struct barmap_file *bf, u32 id)
 {
-	int slot = barmap_buf_slot(id);
 	struct barmap_buf *buf;
+	u32 kind;
+	int slot = barmap_buf_slot(id, &kind);
 
 	if (slot < 0)
 		return -EINVAL;
 	mutex_lock(&bf->lock);
 	buf = bf->bufs[slot];
-	if (!buf) {
+	if (!buf || buf->id != id) {
 		mutex_unlock(&bf->lock);
 		return -EINVAL;
 	}
@@ -748,10 +1403,40 @@ static int barmap_free_slot(struct barmap_file *bf)
 {
 	int i;
 
+	lockdep_assert_held(&bf->lock);
 	for (i = 0; i < BARMAP_BUF_MAX; i++)
 		if (!bf->bufs[i])
 			return i;
 	return -ENOSPC;
+}
+
+/* a buffer of req's kind with its memory, listed on the device; not yet in a slot */
+static struct barmap_buf *barmap_buf_new(struct barmap_dev *bdev,
+					 const struct barmap_alloc *req)
+{
+	struct barmap_buf *buf;
+	int ret;
+
+	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
+	if (!buf)
+		return ERR_PTR(-ENOMEM);
+	kref_init(&buf->ref);
+	atomic_set(&buf->map_count, 0);
+	INIT_LIST_HEAD(&buf->dev_node);
+	buf->bdev = bdev;
+	buf->kind = &barmap_buf_kinds[req->kind];
+	buf->size = PAGE_ALIGN(req->size);
+	ret = buf->kind->alloc(buf);
+	if (ret) {
+		kfree(buf);
+		return ERR_PTR(ret);
+	}
+	buf->dma_mapped = true;
+	get_device(&bdev->dev);
+	mutex_lock(&bdev->bufs_lock);
+	list_add_tail(&buf->dev_node, &bdev->bufs);
+	mutex_unlock(&bdev->bufs_lock);
+	return buf;
 }
 
 static long barmap_ioc_alloc(struct barmap_file *bf, void __user *uarg)
@@ -760,45 +1445,34 @@ static long barmap_ioc_alloc(struct barmap_file *bf, void __user *uarg)
 	struct barmap_alloc req;
 	struct barmap_buf *buf;
 	int slot;
-	int ret;
 
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
-	if (req.flags || !req.size || req.size > BARMAP_BUF_SIZE_MAX)
+	if (req.kind >= BARMAP_BUF_KINDS || !req.size ||
+	    req.size > BARMAP_BUF_SIZE_MAX)
 		return -EINVAL;
-
-	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
-	if (!buf)
-		return -ENOMEM;
-	kref_init(&buf->ref);
-	atomic_set(&buf->map_count, 0);
-	buf->size = PAGE_ALIGN(req.size);
 
 	down_read(&bdev->state_rw);
 	if (bdev->dead) {
-		ret = -ENODEV;
-		goto err_unlock;
+		up_read(&bdev->state_rw);
+		return -ENODEV;
 	}
 	mutex_lock(&bf->lock);
 	slot = barmap_free_slot(bf);
 	mutex_unlock(&bf->lock);
 	if (slot < 0) {
-		ret = slot;
-		goto err_unlock;
+		up_read(&bdev->state_rw);
+		return slot;
 	}
-	buf->cpu_addr = dma_alloc_coherent(&bdev->pdev->dev, buf->size,
-					   &buf->dma_addr, GFP_KERNEL);
-	if (!buf->cpu_addr) {
-		ret = -ENOMEM;
-		goto err_unlock;
+	buf = barmap_buf_new(bdev, &req);
+	if (IS_ERR(buf)) {
+		up_read(&bdev->state_rw);
+		return PTR_ERR(buf);
 	}
-	get_device(&bdev->dev);
-	buf->bdev = bdev;
-
 	mutex_lock(&bf->lock);
 	slot = barmap_free_slot(bf);	/* again: the lock was dropped */
 	if (slot >= 0) {
-		buf->id = BARMAP_BUF_ID_FIRST + slot;
+		buf->id = BARMAP_BUF_ID(req.kind, slot);
 		bf->bufs[slot] = buf;
 	}
 	mutex_unlock(&bf->lock);
@@ -815,11 +1489,6 @@ static long barmap_ioc_alloc(struct barmap_file *bf, void __user *uarg)
 		return -EFAULT;
 	}
 	return 0;
-
-err_unlock:
-	up_read(&bdev->state_rw);
-	kfree(buf);
-	return ret;
 }
 
 static long barmap_ioc_free(struct barmap_file *bf, void __user *uarg)
@@ -857,27 +1526,29 @@ static long barmap_ioc_set_cache(struct barmap_file *bf, void __user *uarg)
 	return ret;
 }
 
-/* Called with state_rw held for reading and dma_lock held. */
+/* One transfer of the engine; state_rw held for reading, dma_lock held. */
 static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
-			  const struct barmap_dma *req, u32 *status)
+			  dma_addr_t bus, u64 bar_off, u64 len, u32 dir,
+			  u32 timeout_ms, u32 *status)
 {
 	void __iomem *regs = bdev->regs;
-	dma_addr_t bus = buf->dma_addr + req->buf_off;
-	unsigned long timeout = msecs_to_jiffies(req->timeout_ms ?:
+	unsigned long timeout = msecs_to_jiffies(timeout_ms ?:
 						 BARMAP_DMA_TIMEOUT_MS);
 	unsigned long drain;
 	u32 cmd;
 
+	lockdep_assert_held(&bdev->dma_lock);
+	lockdep_assert_held_read(&bdev->state_rw);
 	reinit_completion(&bdev->dma_done);
 	WRITE_ONCE(bdev->dma_status, 0);
 
 	iowrite32(lower_32_bits(bus), regs + BARMAP_REG_DMA_BUS_LO);
 	iowrite32(upper_32_bits(bus), regs + BARMAP_REG_DMA_BUS_HI);
-	iowrite32(lower_32_bits(req->bar_off), regs + BARMAP_REG_DMA_OFF_LO);
-	iowrite32(upper_32_bits(req->bar_off), regs + BARMAP_REG_DMA_OFF_HI);
-	iowrite32(req->len, regs + BARMAP_REG_DMA_LEN);
+	iowrite32(lower_32_bits(bar_off), regs + BARMAP_REG_DMA_OFF_LO);
+	iowrite32(upper_32_bits(bar_off), regs + BARMAP_REG_DMA_OFF_HI);
+	iowrite32(len, regs + BARMAP_REG_DMA_LEN);
 	cmd = BARMAP_DMA_CMD_START | BARMAP_DMA_CMD_IRQ;
-	if (req->dir == BARMAP_DMA_FROM_DEV)
+	if (dir == BARMAP_DMA_FROM_DEV)
 		cmd |= BARMAP_DMA_CMD_FROM_DEV;
 	atomic_inc(&bdev->dma_count);
 	iowrite32(cmd, regs + BARMAP_REG_DMA_CMD);
@@ -915,6 +1586,37 @@ static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
 	return -ETIMEDOUT;
 }
 
+/*
+ * A request over the buffer's bus segments, one transfer per contiguous
+ * piece, the buffer handed to the device before and back to the CPU after.
+ */
+static int barmap_dma_request(struct barmap_dev *bdev, struct barmap_buf *buf,
+			      const struct barmap_dma *req, u32 *status)
+{
+	enum dma_data_direction dir = req->dir == BARMAP_DMA_TO_DEV ?
+		DMA_TO_DEVICE : DMA_FROM_DEVICE;
+	u64 done = 0, contig, len;
+	dma_addr_t bus;
+	int ret = 0;
+
+	if (!buf->dma_mapped || buf->leaked)
+		return -EINVAL;
+	barmap_buf_sync(buf, false, dir);
+	while (!ret && done < req->len) {
+		bus = barmap_buf_bus(buf, req->buf_off + done, &contig);
+		len = min(req->len - done, contig);
+		if (!len) {
+			ret = -EINVAL;
+			break;
+		}
+		ret = barmap_dma_run(bdev, buf, bus, req->bar_off + done, len,
+				     req->dir, req->timeout_ms, status);
+		done += len;
+	}
+	barmap_buf_sync(buf, true, dir);
+	return ret;
+}
+
 static long barmap_ioc_dma(struct barmap_file *bf, void __user *uarg)
 {
 	struct barmap_dev *bdev = bf->bdev;
@@ -950,7 +1652,7 @@ static long barmap_ioc_dma(struct barmap_file *bf, void __user *uarg)
 	}
 
 	mutex_lock(&bdev->dma_lock);
-	ret = barmap_dma_run(bdev, buf, &req, &status);
+	ret = barmap_dma_request(bdev, buf, &req, &status);
 	mutex_unlock(&bdev->dma_lock);
 
 out_unlock:
@@ -967,6 +1669,195 @@ out_unlock:
 	return ret;
 }
 
+static long barmap_ioc_sync(struct barmap_file *bf, void __user *uarg)
+{
+	struct barmap_dev *bdev = bf->bdev;
+	struct barmap_buf *buf;
+	struct barmap_sync req;
+	enum dma_data_direction dir;
+	int ret = 0;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & ~(BARMAP_SYNC_RW | BARMAP_SYNC_END) ||
+	    !(req.flags & BARMAP_SYNC_RW))
+		return -EINVAL;
+	dir = (req.flags & BARMAP_SYNC_RW) == BARMAP_SYNC_RW ? DMA_BIDIRECTIONAL :
+	      (req.flags & BARMAP_SYNC_READ) ? DMA_FROM_DEVICE : DMA_TO_DEVICE;
+
+	down_read(&bdev->state_rw);
+	buf = bdev->dead ? NULL : barmap_buf_get(bf, req.id);
+	if (!buf)
+		ret = bdev->dead ? -ENODEV : -EINVAL;
+	else
+		barmap_buf_sync(buf, !(req.flags & BARMAP_SYNC_END), dir);
+	up_read(&bdev->state_rw);
+	if (buf)
+		barmap_buf_put(buf);
+	return ret;
+}
+
+static long barmap_ioc_export(struct barmap_file *bf, void __user *uarg)
+{
+	DEFINE_DMA_BUF_EXPORT_INFO(info);
+	struct barmap_dev *bdev = bf->bdev;
+	struct barmap_export req;
+	struct dma_buf *dmabuf;
+	struct barmap_buf *buf;
+	int fd;
+
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	down_read(&bdev->state_rw);
+	buf = bdev->dead ? NULL : barmap_buf_get(bf, req.id);
+	up_read(&bdev->state_rw);
+	if (!buf)
+		return bdev->dead ? -ENODEV : -EINVAL;
+	if (buf->kind->kind != BARMAP_BUF_DMABUF) {
+		barmap_buf_put(buf);
+		return -EINVAL;
+	}
+	info.ops = &barmap_dmabuf_ops;
+	info.size = buf->size;
+	info.flags = O_RDWR;
+	info.priv = buf;	/* the reference barmap_buf_get() took */
+	dmabuf = dma_buf_export(&info);
+	if (IS_ERR(dmabuf)) {
+		barmap_buf_put(buf);
+		return PTR_ERR(dmabuf);
+	}
+	fd = dma_buf_fd(dmabuf, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		dma_buf_put(dmabuf);	/* releases the reference */
+		return fd;
+	}
+	req.fd = fd;
+	if (copy_to_user(uarg, &req, sizeof(req)))
+		return -EFAULT;	/* the fd stays installed, as with any fd */
+	return 0;
+}
+
+/* the memory type a page-table entry gives: x86 PAT index, arm64 AttrIndx */
+static u32 barmap_memtype(u64 entry, bool leaf_large)
+{
+#ifdef CONFIG_X86
+	static const u32 pat_types[8] = {
+		[0] = BARMAP_MEMTYPE_UC, [1] = BARMAP_MEMTYPE_WC,
+		[4] = BARMAP_MEMTYPE_WT, [5] = BARMAP_MEMTYPE_WP,
+		[6] = BARMAP_MEMTYPE_WB, [7] = BARMAP_MEMTYPE_UC_MINUS,
+	};
+	u64 pat_bit = leaf_large ? _PAGE_PAT_LARGE : _PAGE_PAT;
+	unsigned int idx = (entry & pat_bit ? 4 : 0) +
+			   (entry & _PAGE_PCD ? 2 : 0) + (entry & _PAGE_PWT ? 1 : 0);
+	u64 pat;
+
+	/* the PAT MSR as this CPU has it: what each index means */
+	rdmsrl(MSR_IA32_CR_PAT, pat);
+	return pat_types[(pat >> (idx * 8)) & 7] ?: BARMAP_MEMTYPE_UNKNOWN;
+#elif defined(CONFIG_ARM64)
+	switch ((entry & PTE_ATTRINDX_MASK) >> 2) {
+	case MT_NORMAL:
+		return BARMAP_MEMTYPE_NORMAL;
+	case MT_NORMAL_TAGGED:
+		return BARMAP_MEMTYPE_NORMAL_TAGGED;
+	case MT_NORMAL_NC:
+		return BARMAP_MEMTYPE_NORMAL_NC;
+	case MT_DEVICE_nGnRnE:
+		return BARMAP_MEMTYPE_DEVICE_NGNRNE;
+	case MT_DEVICE_nGnRE:
+		return BARMAP_MEMTYPE_DEVICE_NGNRE;
+	}
+	return BARMAP_MEMTYPE_UNKNOWN;
+#else
+	return BARMAP_MEMTYPE_UNKNOWN;
+#endif
+}
+
+/* walk the caller's page tables to addr; mmap_lock held */
+static void barmap_walk(struct mm_struct *mm, struct barmap_pte *out)
+{
+	unsigned long addr = out->addr;
+	pgd_t *pgd = pgd_offset(mm, addr);
+	p4d_t *p4d;
+	pud_t *pud, pudv;
+	pmd_t *pmd, pmdv;
+	pte_t *ptep, ptev;
+
+	mmap_assert_locked(mm);
+	if (pgd_none(*pgd) || pgd_bad(*pgd))
+		return;
+	p4d = p4d_offset(pgd, addr);
+	if (p4d_none(*p4d) || p4d_bad(*p4d))
+		return;
+	pud = pud_offset(p4d, addr);
+	pudv = READ_ONCE(*pud);
+	if (pud_none(pudv))
+		return;
+	if (pud_leaf(pudv)) {
+		out->level = BARMAP_PTE_LEVEL_PUD;
+		out->entry = pud_val(pudv);
+		out->pfn = pud_pfn(pudv) + ((addr & ~PUD_MASK) >> PAGE_SHIFT);
+		out->flags |= pud_write(pudv) ? BARMAP_PTE_WRITE : 0;
+		out->memtype = barmap_memtype(out->entry, true);
+		return;
+	}
+	pmd = pmd_offset(pud, addr);
+	pmdv = READ_ONCE(*pmd);
+	if (pmd_none(pmdv))
+		return;
+	if (pmd_leaf(pmdv)) {
+		out->level = BARMAP_PTE_LEVEL_PMD;
+		out->entry = pmd_val(pmdv);
+		out->pfn = pmd_pfn(pmdv) + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
+		out->flags |= pmd_write(pmdv) ? BARMAP_PTE_WRITE : 0;
+		out->memtype = barmap_memtype(out->entry, true);
+		return;
+	}
+	if (pmd_bad(pmdv))
+		return;
+	/* a table khugepaged retracts is freed after an RCU grace period */
+	rcu_read_lock();
+	ptep = pte_offset_kernel(&pmdv, addr);
+	ptev = READ_ONCE(*ptep);
+	rcu_read_unlock();
+	if (!pte_present(ptev))
+		return;
+	out->level = BARMAP_PTE_LEVEL_PTE;
+	out->entry = pte_val(ptev);
+	out->pfn = pte_pfn(ptev);
+	out->flags |= pte_write(ptev) ? BARMAP_PTE_WRITE : 0;
+	out->flags |= pte_special(ptev) ? BARMAP_PTE_SPECIAL : 0;
+	out->memtype = barmap_memtype(out->entry, false);
+}
+
+static long barmap_ioc_pte(struct barmap_file *bf, void __user *uarg)
+{
+	struct mm_struct *mm = current->mm;
+	struct barmap_pte req;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;	/* a PFN, as /proc/PID/pagemap gives it to root only */
+	if (copy_from_user(&req, uarg, sizeof(req)))
+		return -EFAULT;
+	req.entry = 0;
+	req.pfn = 0;
+	req.level = BARMAP_PTE_LEVEL_NONE;
+	req.memtype = BARMAP_MEMTYPE_NONE;
+	req.flags = 0;
+	req.pad = 0;
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	if (!find_vma_intersection(mm, req.addr, req.addr + 1)) {
+		mmap_read_unlock(mm);
+		return -EFAULT;
+	}
+	barmap_walk(mm, &req);
+	mmap_read_unlock(mm);
+	if (copy_to_user(uarg, &req, sizeof(req)))
+		return -EFAULT;
+	return 0;
+}
+
 static long barmap_ioctl(struct file *filp, unsigned int cmd,
 			 unsigned long arg)
 {
@@ -978,6 +1869,8 @@ static long barmap_ioctl(struct file *filp, unsigned int cmd,
 	switch (cmd) {
 	case BARMAP_IOC_INFO:
 		return barmap_ioc_info(bf, uarg);
+	case BARMAP_IOC_PTE:
+		return barmap_ioc_pte(bf, uarg);
 	case BARMAP_IOC_ALLOC:
 		return writable ? barmap_ioc_alloc(bf, uarg) : -EBADF;
 	case BARMAP_IOC_FREE:
@@ -986,6 +1879,10 @@ static long barmap_ioctl(struct file *filp, unsigned int cmd,
 		return writable ? barmap_ioc_dma(bf, uarg) : -EBADF;
 	case BARMAP_IOC_SET_CACHE:
 		return writable ? barmap_ioc_set_cache(bf, uarg) : -EBADF;
+	case BARMAP_IOC_SYNC:
+		return writable ? barmap_ioc_sync(bf, uarg) : -EBADF;
+	case BARMAP_IOC_EXPORT:
+		return writable ? barmap_ioc_export(bf, uarg) : -EBADF;
 	default:
 		return -ENOTTY;
 	}
@@ -1061,35 +1958,37 @@ static ssize_t irq_mode_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(irq_mode);
 
-static ssize_t irq_count_show(struct device *dev,
-			      struct device_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%d\n",
-			  atomic_read(&to_barmap_dev(dev)->irq_count));
-}
-static DEVICE_ATTR_RO(irq_count);
+/* the read-only sysfs counters: atomic_t fields of struct barmap_dev */
+struct barmap_counter_attr {
+	struct device_attribute attr;
+	size_t offset;			/* of the atomic_t in struct barmap_dev */
+};
 
-static ssize_t dma_count_show(struct device *dev,
-			      struct device_attribute *attr, char *buf)
+static ssize_t barmap_counter_show(struct device *dev,
+				   struct device_attribute *attr, char *buf)
 {
-	return sysfs_emit(buf, "%d\n",
-			  atomic_read(&to_barmap_dev(dev)->dma_count));
-}
-static DEVICE_ATTR_RO(dma_count);
+	size_t off = container_of(attr, struct barmap_counter_attr, attr)->offset;
+	atomic_t *counter = (void *)to_barmap_dev(dev) + off;
 
-static ssize_t dma_timeouts_show(struct device *dev,
-				 struct device_attribute *attr, char *buf)
-{
-	return sysfs_emit(buf, "%d\n",
-			  atomic_read(&to_barmap_dev(dev)->dma_timeouts));
+	return sysfs_emit(buf, "%d\n", atomic_read(counter));
 }
-static DEVICE_ATTR_RO(dma_timeouts);
+
+#define BARMAP_COUNTER(field) { \
+	.attr = { .attr = { .name = #field, .mode = 0444 }, \
+		  .show = barmap_counter_show }, \
+	.offset = offsetof(struct barmap_dev, field) }
+
+static struct barmap_counter_attr barmap_counters[] = {
+	BARMAP_COUNTER(irq_count),
+	BARMAP_COUNTER(dma_count),
+	BARMAP_COUNTER(dma_timeouts),
+};
 
 static struct attribute *barmap_attrs[] = {
 	&dev_attr_irq_mode.attr,
-	&dev_attr_irq_count.attr,
-	&dev_attr_dma_count.attr,
-	&dev_attr_dma_timeouts.attr,
+	&barmap_counters[0].attr.attr,
+	&barmap_counters[1].attr.attr,
+	&barmap_counters[2].attr.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(barmap);
@@ -1183,6 +2082,84 @@ static int barmap_setup_pci(struct pci_dev *pdev)
 	return 0;
 }
 
+/* the class device and its state; from here on, put_device() frees bdev and the minor */
+static struct barmap_dev *barmap_dev_new(struct pci_dev *pdev,
+					 void __iomem *regs)
+{
+	struct barmap_dev *bdev;
+	int minor, ret;
+
+	minor = ida_alloc_max(&barmap_ida, BARMAP_MAX_DEVS - 1, GFP_KERNEL);
+	if (minor < 0)
+		return ERR_PTR(minor);
+	bdev = kzalloc(sizeof(*bdev), GFP_KERNEL);
+	if (!bdev) {
+		ida_free(&barmap_ida, minor);
+		return ERR_PTR(-ENOMEM);
+	}
+	bdev->pdev = pci_dev_get(pdev);
+	bdev->regs = regs;
+	bdev->minor = minor;
+	bdev->bar.phys = pci_resource_start(pdev, BARMAP_MEM_BAR);
+	bdev->bar.size = pci_resource_len(pdev, BARMAP_MEM_BAR);
+	mutex_init(&bdev->bar.lock);
+	bdev->version = ioread32(regs + BARMAP_REG_VERSION);
+	bdev->msi = pdev->msi_enabled;
+	bdev->irq = pci_irq_vector(pdev, 0);
+	init_rwsem(&bdev->state_rw);
+	mutex_init(&bdev->files_lock);
+	INIT_LIST_HEAD(&bdev->files);
+	mutex_init(&bdev->bufs_lock);
+	INIT_LIST_HEAD(&bdev->bufs);
+	mutex_init(&bdev->mms_lock);
+	INIT_LIST_HEAD(&bdev->mms);
+	mutex_init(&bdev->dma_lock);
+	init_completion(&bdev->dma_done);
+
+	device_initialize(&bdev->dev);
+	bdev->dev.class = barmap_class;
+	bdev->dev.parent = &pdev->dev;
+	bdev->dev.devt = MKDEV(MAJOR(barmap_devt), minor);
+	bdev->dev.groups = barmap_groups;
+	bdev->dev.release = barmap_dev_release;
+	ret = dev_set_name(&bdev->dev, DRV_NAME "%d", minor);
+	if (ret)
+		goto err_put;
+	bdev->inode = alloc_anon_inode(barmap_mnt->mnt_sb);
+	if (IS_ERR(bdev->inode)) {
+		ret = PTR_ERR(bdev->inode);
+		bdev->inode = NULL;
+		goto err_put;
+	}
+	return bdev;
+
+err_put:
+	put_device(&bdev->dev);
+	return ERR_PTR(ret);
+}
+
+/* the interrupt, with every cause acknowledged first and unmasked after */
+static int barmap_irq_setup(struct barmap_dev *bdev)
+{
+	void __iomem *regs = bdev->regs;
+	int ret;
+
+	iowrite32(0, regs + BARMAP_REG_IRQ_MASK);
+	iowrite32(BARMAP_IRQ_ALL, regs + BARMAP_REG_IRQ_ACK);
+	ret = request_irq(bdev->irq, barmap_irq, IRQF_SHARED,
+			  dev_name(&bdev->dev), bdev);
+	if (ret)
+		return ret;
+	iowrite32(BARMAP_IRQ_ALL, regs + BARMAP_REG_IRQ_MASK);
+	return 0;
+}
+
+static void barmap_irq_teardown(struct barmap_dev *bdev)
+{
+	iowrite32(0, bdev->regs + BARMAP_REG_IRQ_MASK);
+	free_irq(bdev->irq, bdev);
+}
+
 static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct device *dev = &pdev->dev;
@@ -1190,7 +2167,6 @@ static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	void __iomem *regs;
 	u64 mem_size;
 	u32 magic;
-	int minor;
 	int ret;
 
 	ret = barmap_setup_pci(pdev);
@@ -1207,46 +2183,9 @@ static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	if (ret < 0)
 		return dev_err_probe(dev, ret, "no interrupt\n");
 
-	minor = ida_alloc_max(&barmap_ida, BARMAP_MAX_DEVS - 1, GFP_KERNEL);
-	if (minor < 0)
-		return minor;
-
-	bdev = kzalloc(sizeof(*bdev), GFP_KERNEL);
-	if (!bdev) {
-		ida_free(&barmap_ida, minor);
-		return -ENOMEM;
-	}
-	bdev->pdev = pci_dev_get(pdev);
-	bdev->regs = regs;
-	bdev->minor = minor;
-	bdev->bar.phys = pci_resource_start(pdev, BARMAP_MEM_BAR);
-	bdev->bar.size = pci_resource_len(pdev, BARMAP_MEM_BAR);
-	mutex_init(&bdev->bar.lock);
-	bdev->version = ioread32(regs + BARMAP_REG_VERSION);
-	bdev->msi = pdev->msi_enabled;
-	bdev->irq = pci_irq_vector(pdev, 0);
-	init_rwsem(&bdev->state_rw);
-	mutex_init(&bdev->files_lock);
-	INIT_LIST_HEAD(&bdev->files);
-	mutex_init(&bdev->dma_lock);
-	init_completion(&bdev->dma_done);
-
-	/* from here on, put_device() frees bdev and the minor */
-	device_initialize(&bdev->dev);
-	bdev->dev.class = barmap_class;
-	bdev->dev.parent = dev;
-	bdev->dev.devt = MKDEV(MAJOR(barmap_devt), minor);
-	bdev->dev.groups = barmap_groups;
-	bdev->dev.release = barmap_dev_release;
-	ret = dev_set_name(&bdev->dev, DRV_NAME "%d", minor);
-	if (ret)
-		goto err_put;
-	bdev->inode = alloc_anon_inode(barmap_mnt->mnt_sb);
-	if (IS_ERR(bdev->inode)) {
-		ret = PTR_ERR(bdev->inode);
-		bdev->inode = NULL;
-		goto err_put;
-	}
+	bdev = barmap_dev_new(pdev, regs);
+	if (IS_ERR(bdev))
+		return PTR_ERR(bdev);
 
 	mem_size = ioread32(regs + BARMAP_REG_MEM_SIZE_LO) |
 		   (u64)ioread32(regs + BARMAP_REG_MEM_SIZE_HI) << 32;
@@ -1254,13 +2193,9 @@ static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 		dev_warn(dev, "MEM_SIZE %#llx but BAR%d is %pa bytes\n",
 			 mem_size, BARMAP_MEM_BAR, &bdev->bar.size);
 
-	iowrite32(0, regs + BARMAP_REG_IRQ_MASK);
-	iowrite32(BARMAP_IRQ_ALL, regs + BARMAP_REG_IRQ_ACK);
-	ret = request_irq(bdev->irq, barmap_irq, IRQF_SHARED,
-			  dev_name(&bdev->dev), bdev);
+	ret = barmap_irq_setup(bdev);
 	if (ret)
 		goto err_put;
-	iowrite32(BARMAP_IRQ_ALL, regs + BARMAP_REG_IRQ_MASK);
 
 	cdev_init(&bdev->cdev, &barmap_fops);
 	bdev->cdev.owner = THIS_MODULE;
@@ -1276,8 +2211,7 @@ static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	return 0;
 
 err_irq:
-	iowrite32(0, regs + BARMAP_REG_IRQ_MASK);
-	free_irq(bdev->irq, bdev);
+	barmap_irq_teardown(bdev);
 err_put:
 	put_device(&bdev->dev);
 	return ret;
@@ -1287,6 +2221,7 @@ static void barmap_remove(struct pci_dev *pdev)
 {
 	struct barmap_dev *bdev = pci_get_drvdata(pdev);
 	struct barmap_file *bf;
+	struct barmap_buf *buf, *next;
 
 	cdev_device_del(&bdev->cdev, &bdev->dev);
 
@@ -1296,20 +2231,23 @@ static void barmap_remove(struct pci_dev *pdev)
 	up_write(&bdev->state_rw);
 
 	/*
-	 * Revoke every user mapping of every open file: no fault maps a page
-	 * once "dead" is set, so after this zap nothing reaches the BAR (the
-	 * next access raises SIGBUS), and nothing will reach whatever gets
-	 * its address next.  The region's memory type goes with it.
+	 * Revoke every user mapping of every open file, race-free: after this
+	 * nothing reaches the BAR or a buffer (the next access raises SIGBUS),
+	 * and nothing will reach whatever gets the BAR's address next.  The
+	 * region's memory type goes with it.
 	 */
-	unmap_mapping_range(bdev->inode->i_mapping, 0, 0, 1);
+	barmap_revoke(bdev);
 	mutex_lock(&bdev->bar.lock);
 	barmap_region_unpin(&bdev->bar);
 	mutex_unlock(&bdev->bar.lock);
 
-	iowrite32(0, bdev->regs + BARMAP_REG_IRQ_MASK);
-	free_irq(bdev->irq, bdev);
+	barmap_irq_teardown(bdev);
 
-	/* the mapped buffers stay allocated until their last VMA goes */
+	/* no mapping is left: the device's DMA mappings and the memory go back now */
+	mutex_lock(&bdev->bufs_lock);
+	list_for_each_entry_safe(buf, next, &bdev->bufs, dev_node)
+		barmap_buf_give_back(buf, false);
+	mutex_unlock(&bdev->bufs_lock);
 	mutex_lock(&bdev->files_lock);
 	list_for_each_entry(bf, &bdev->files, node)
 		barmap_file_drop_bufs(bf);
@@ -1435,6 +2373,7 @@ static void __exit barmap_exit(void)
 }
 module_exit(barmap_exit);
 
-MODULE_DESCRIPTION("barmap test device: BAR, reserved and DMA buffer mmap");
+MODULE_DESCRIPTION("barmap test device: every way a driver maps memory into a process");
 MODULE_AUTHOR("barmap project");
 MODULE_LICENSE("GPL");
+BARMAP_IMPORT_NS_DMA_BUF();

@@ -26,6 +26,9 @@ _STRUCT_SIZES = {
     "struct barmap_info": 4 * 8 + 6 * 4,
     "struct barmap_alloc": 2 * 8 + 2 * 4,
     "struct barmap_dma": 3 * 8 + 4 * 4,
+    "struct barmap_sync": 2 * 4,
+    "struct barmap_export": 2 * 4,
+    "struct barmap_pte": 3 * 8 + 4 * 4,
     "__u32": 4,
     "__u64": 8,
 }

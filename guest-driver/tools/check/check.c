@@ -3,43 +3,6 @@
 
 /* ---- the check mode ---- */
 
-struct target {
-	const struct strategy *st;
-	uint32_t id;
-	uint64_t size;		/* whole object */
-	bool allocated;
-};
-
-static int object_get(int fd, const struct barmap_info *info,
-		      const struct strategy *st, uint64_t want,
-		      struct target *ob)
-{
-	int ret;
-
-	memset(ob, 0, sizeof(*ob));
-	ob->st = st;
-	ob->id = st->id;
-	if (st->obj != OBJ_BUF) {
-		ob->size = object_size(info, st->obj);
-		return ob->size ? 0 : -ENODEV;
-	}
-	ob->size = want ? want : BARMAP_BUF_SIZE_MAX;
-	if (ob->size > BARMAP_BUF_SIZE_MAX)
-		ob->size = BARMAP_BUF_SIZE_MAX;
-	ret = buf_alloc(fd, ob->size, &ob->id);
-	if (ret)
-		return ret;
-	ob->size = (ob->size + page_size - 1) & ~(uint64_t)(page_size - 1);
-	ob->allocated = true;
-	return 0;
-}
-
-static void object_put(int fd, struct target *ob)
-{
-	if (ob->allocated)
-		buf_free(fd, ob->id);
-}
-
 static const char *width_name(int w)
 {
 	static char b[8];
@@ -62,14 +25,16 @@ static int64_t check_pass(int fd, const struct target *ob, const char *pat,
 		fprintf(stderr, "out of memory\n");
 		exit(2);
 	}
-	p = map_id(fd, ob->id, n, PROT_READ | PROT_WRITE, MAP_SHARED);
+	p = target_map(ob, n, PROT_READ | PROT_WRITE);
 	if (p == MAP_FAILED) {
 		bad = -errno;
 		goto out;
 	}
 	fill_pattern(exp, n, pat, seed);
+	buf_sync(ob, true);
 	write_width(p, exp, n, width);
 	read_width(got, p, n, width);
+	buf_sync(ob, false);
 	bad = compare(ob->st->name, exp, got, n);
 	munmap(p, n);
 out:
@@ -105,14 +70,19 @@ static bool check_strategy(int fd, const struct barmap_info *info,
 	int ns, si, ret, passes = 0;
 	bool ok = true;
 
-	ret = object_get(fd, info, st, opt.size, &ob);
+	ret = target_get(fd, info, st, opt.size, &ob);
 	if (ret) {
+		target_put(&ob);
 		rec_begin();
 		rec_s("strategy", strategy);
 		rec_s("error", errname(-ret));
 		rec_s("verdict", "SKIP");
-		if (ret == -ENODEV)
+		if (ret == -ENODEV && st->obj == OBJ_RESERVED)
 			rec_notef("no reserved region: load the module with reserved_base=/reserved_size= and boot with memmap=SIZE$ADDR");
+		else if (ret == -ENODEV && !driver_row(st))
+			rec_notef("no barmap device %s here (--ref BDF)",
+				  st->obj == OBJ_VFIO ? "held by vfio-pci" :
+				  "without a driver");
 		rec_end(NULL);
 		return !explicit;
 	}
@@ -160,7 +130,7 @@ static bool check_strategy(int fd, const struct barmap_info *info,
 		rec_s("verdict", ok ? "PASS" : "FAIL");
 		rec_end(NULL);
 	}
-	object_put(fd, &ob);
+	target_put(&ob);
 	return ok;
 }
 

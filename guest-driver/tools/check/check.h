@@ -7,7 +7,8 @@
  * pattern.c (offset-encoded patterns and access widths), check.c (the check,
  * info and cross commands), matrix.c (the refusal/hostile matrices),
  * random.c (seeded random operations against a model), bench.c (bandwidth),
- * lifecycle.c (unplug, unplug races, fault counts, hold).
+ * lifecycle.c (unplug, unplug races, fault counts, hold), target.c (one
+ * mappable object of a row).
  */
 #ifndef BARMAP_CHECK_H
 #define BARMAP_CHECK_H
@@ -54,6 +55,7 @@ struct options {
 	bool json;
 	long count;		/* --random-ops N, race --count N */
 	const char *remover;	/* race: "sysfs" (default) or "host" */
+	const char *ref;	/* --ref BDF: the vfio/resource2 rows' device */
 };
 
 extern struct options opt;
@@ -73,24 +75,28 @@ void rec_end(const char *word);
 const char *errname(int e);
 
 /* dev.c: the mmap strategies, one row each (the driver has the same table) */
-enum object { OBJ_BAR, OBJ_RESERVED, OBJ_BUF };
+enum object { OBJ_BAR, OBJ_RESERVED, OBJ_BUF, OBJ_VFIO, OBJ_RESOURCE };
 
 struct strategy {
 	const char *name;
-	uint32_t id;		/* mmap id; for "dma" the first buffer id */
+	uint32_t id;		/* mmap id; buffer rows: the kind's first id */
 	enum object obj;
 	bool eager;		/* page tables filled in mmap(), not at fault */
+	uint32_t kind;		/* buffer rows: BARMAP_BUF_* */
+	const char *api;	/* what the row's mmap function calls */
 };
 
 extern const struct strategy strategies[];
 extern const size_t n_strategies;
 const struct strategy *strategy_named(const char *name);
 const struct strategy *strategy_of_id(uint32_t id);
+bool driver_row(const struct strategy *st);
 uint64_t object_size(const struct barmap_info *info, enum object obj);
 
 int dev_open(int flags);
 int get_info(int fd, struct barmap_info *info);
 int buf_alloc(int fd, uint64_t size, uint32_t *id);
+int buf_alloc_kind(int fd, uint32_t kind, uint64_t size, uint32_t *id);
 int buf_free(int fd, uint32_t id);
 int do_dma(int fd, uint32_t id, uint64_t bar_off, uint64_t buf_off,
 	   uint64_t len, uint32_t dir, uint32_t *status);
@@ -101,6 +107,30 @@ void *map_id(int fd, uint32_t id, size_t len, int prot, int flags);
 void guard_install(void);
 int guarded_rw32(volatile uint32_t *p, uint32_t *val, bool write);
 void guarded_read_outcome(volatile uint32_t *p, char *out, size_t n);
+
+/*
+ * target.c: one object of a row, ready to map: the BAR or the region, a
+ * buffer of the row's kind (a dma-buf exported), vfio-pci's BAR2 region or
+ * sysfs resource2 of the reference device (--ref BDF, or the first barmap
+ * device vfio-pci holds / no driver holds).
+ */
+struct target {
+	const struct strategy *st;
+	int fd;			/* the barmap file for ioctls (-1: none) */
+	int map_fd;		/* the file mmap() maps */
+	off_t map_off;
+	uint32_t id;		/* buffer rows: the buffer */
+	uint64_t size;		/* the whole object */
+	bool allocated;
+	int vfio_group, vfio_container;
+	char bdf[32];		/* vfio and resource2 rows: the device */
+};
+
+int target_get(int fd, const struct barmap_info *info,
+	       const struct strategy *st, uint64_t want, struct target *t);
+void *target_map(const struct target *t, size_t len, int prot);
+void target_put(struct target *t);
+int buf_sync(const struct target *t, bool start);
 
 /* pattern.c */
 extern uint64_t rng_state;

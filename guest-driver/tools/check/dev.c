@@ -5,14 +5,46 @@
 
 /*
  * The mmap strategies: a new one is one row here, one in the driver's
- * barmap_strategies[] and its id in barmap_uapi.h.
+ * barmap_strategies[] and its id in barmap_uapi.h.  The last two rows are
+ * the kernel's own references, no row of the driver: vfio-pci's BAR2
+ * region and sysfs resource2 of a barmap device the driver does not hold.
  */
+#define IO_ROW(name, id, obj, eager, api) { name, id, obj, eager, 0, api }
+#define BUF_ROW(name, kind, eager, api) \
+	{ name, BARMAP_BUF_ID(kind, 0), OBJ_BUF, eager, kind, api }
 const struct strategy strategies[] = {
-	{ "bar", BARMAP_MMAP_ID_BAR, OBJ_BAR, false },
-	{ "bar-remap", BARMAP_MMAP_ID_BAR_REMAP, OBJ_BAR, true },
-	{ "dma", BARMAP_BUF_ID_FIRST, OBJ_BUF, true },
-	{ "reserved", BARMAP_MMAP_ID_RESERVED, OBJ_RESERVED, false },
-	{ "reserved-remap", BARMAP_MMAP_ID_RESERVED_REMAP, OBJ_RESERVED, true },
+	IO_ROW("bar", BARMAP_MMAP_ID_BAR, OBJ_BAR, false,
+	       "vmf_insert_pfn() from .fault (PMDs from .huge_fault)"),
+	IO_ROW("bar-remap", BARMAP_MMAP_ID_BAR_REMAP, OBJ_BAR, true,
+	       "io_remap_pfn_range() in mmap()"),
+	IO_ROW("bar-iomap", BARMAP_MMAP_ID_BAR_IOMAP, OBJ_BAR, true,
+	       "vm_iomap_memory() in mmap()"),
+	BUF_ROW("dma", BARMAP_BUF_COHERENT, true,
+		"dma_alloc_coherent() + dma_mmap_coherent()"),
+	IO_ROW("reserved", BARMAP_MMAP_ID_RESERVED, OBJ_RESERVED, false,
+	       "memmap= reservation, vmf_insert_pfn() from .fault"),
+	IO_ROW("reserved-remap", BARMAP_MMAP_ID_RESERVED_REMAP, OBJ_RESERVED,
+	       true, "memmap= reservation, remap_pfn_range() in mmap()"),
+	BUF_ROW("dma-wc", BARMAP_BUF_WC, true,
+		"dma_alloc_wc() + dma_mmap_wc()"),
+	BUF_ROW("dma-pages", BARMAP_BUF_PAGES, true,
+		"dma_alloc_pages() + dma_mmap_pages(), dma_sync_* by ioctl"),
+	BUF_ROW("dma-noncontig", BARMAP_BUF_NONCONTIG, true,
+		"dma_alloc_noncontiguous() + dma_mmap_noncontiguous()"),
+	BUF_ROW("ram-remap", BARMAP_BUF_KMALLOC, true,
+		"kmalloc() + remap_pfn_range() of its PFNs"),
+	BUF_ROW("pages-insert", BARMAP_BUF_INSERT, true,
+		"alloc_pages() + vm_insert_pages()"),
+	BUF_ROW("pages-fault", BARMAP_BUF_FAULT, false,
+		"alloc_pages() + .fault returning vmf->page"),
+	BUF_ROW("vmalloc", BARMAP_BUF_VMALLOC, true,
+		"vmalloc_user() + remap_vmalloc_range()"),
+	BUF_ROW("dmabuf", BARMAP_BUF_DMABUF, true,
+		"a dma-buf of alloc_pages(), its mmap: remap_pfn_range()"),
+	IO_ROW("vfio", 0, OBJ_VFIO, false,
+	       "vfio-pci: BAR2 region of the device fd (fault-time)"),
+	IO_ROW("resource2", 0, OBJ_RESOURCE, true,
+	       "sysfs resource2, no driver bound (io_remap_pfn_range)"),
 };
 const size_t n_strategies = sizeof(strategies) / sizeof(strategies[0]);
 
@@ -24,6 +56,13 @@ const struct strategy *strategy_named(const char *name)
 	return NULL;
 }
 
+/* a row of the driver's table (not one of the kernel's references) */
+bool driver_row(const struct strategy *st)
+{
+	return st->obj == OBJ_BAR || st->obj == OBJ_RESERVED ||
+	       st->obj == OBJ_BUF;
+}
+
 /* the strategy an mmap id selects, NULL for an id the driver refuses */
 const struct strategy *strategy_of_id(uint32_t id)
 {
@@ -31,7 +70,7 @@ const struct strategy *strategy_of_id(uint32_t id)
 		const struct strategy *st = &strategies[i];
 		uint32_t count = st->obj == OBJ_BUF ? BARMAP_BUF_MAX : 1;
 
-		if (id >= st->id && id - st->id < count)
+		if (driver_row(st) && id >= st->id && id - st->id < count)
 			return st;
 	}
 	return NULL;
@@ -67,7 +106,12 @@ int get_info(int fd, struct barmap_info *info)
 
 int buf_alloc(int fd, uint64_t size, uint32_t *id)
 {
-	struct barmap_alloc a = { .size = size };
+	return buf_alloc_kind(fd, BARMAP_BUF_COHERENT, size, id);
+}
+
+int buf_alloc_kind(int fd, uint32_t kind, uint64_t size, uint32_t *id)
+{
+	struct barmap_alloc a = { .size = size, .kind = kind };
 
 	if (ioctl(fd, BARMAP_IOC_ALLOC, &a))
 		return -errno;

@@ -51,7 +51,7 @@ static void usage(void)
 		"  [--dev /dev/barmap0] [--strategy NAME,...|all] [--size N]\n"
 		"  [--pattern offset,walk,55aa,random|all] [--width 8,16,32,64,memcpy|all]\n"
 		"  [--sizes 1,1024,1025,page,whole|all] [--cache uc|wc] [--seed S]\n"
-		"  [--random-ops N] [--count N] [--remover sysfs|host] [--json]\n"
+		"  [--random-ops N] [--count N] [--remover sysfs|host] [--ref BDF] [--json]\n"
 		"strategies:");
 	for (size_t i = 0; i < n_strategies; i++)
 		fprintf(stderr, " %s", strategies[i].name);
@@ -126,6 +126,8 @@ int main(int argc, char **argv)
 			if (strcmp(v, "sysfs") && strcmp(v, "host"))
 				usage();
 			opt.remover = v;
+		} else if (ARG("--ref")) {
+			opt.ref = v;
 		} else if (ARG("--count")) {
 			opt.count = parse_count(v);
 		} else if (!strcmp(a, "--json")) {

@@ -120,9 +120,9 @@ static void c_info_readonly(struct ctx *c, char *out, size_t n)
 }
 
 static void alloc_case(struct ctx *c, char *out, size_t n, uint64_t size,
-		       uint32_t flags)
+		       uint32_t kind)
 {
-	struct barmap_alloc a = { .size = size, .flags = flags };
+	struct barmap_alloc a = { .size = size, .kind = kind };
 	int ret = ioctl(c->fd, BARMAP_IOC_ALLOC, &a) ? -errno : 0;
 
 	if (!ret)
@@ -145,9 +145,9 @@ static void c_alloc_u64max(struct ctx *c, char *out, size_t n)
 	alloc_case(c, out, n, UINT64_MAX, 0);
 }
 
-static void c_alloc_flags(struct ctx *c, char *out, size_t n)
+static void c_alloc_bad_kind(struct ctx *c, char *out, size_t n)
 {
-	alloc_case(c, out, n, page_size, 1);
+	alloc_case(c, out, n, page_size, BARMAP_BUF_KINDS);
 }
 
 static void c_alloc_null(struct ctx *c, char *out, size_t n)
@@ -782,7 +782,7 @@ static const struct hcase hcases[] = {
 	{ "alloc-zero", "errno=EINVAL", c_alloc_zero, true },
 	{ "alloc-too-big", "errno=EINVAL", c_alloc_huge, true },
 	{ "alloc-u64-max", "errno=EINVAL", c_alloc_u64max, false },
-	{ "alloc-flags", "errno=EINVAL", c_alloc_flags, true },
+	{ "alloc-bad-kind", "errno=EINVAL", c_alloc_bad_kind, true },
 	{ "alloc-null", "errno=EFAULT", c_alloc_null, false },
 	{ "alloc-exhaust", "errno=ENOSPC", c_alloc_exhaust, false },
 	{ "free-bar-id", "errno=EINVAL", c_free_bad, true },

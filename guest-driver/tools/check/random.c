@@ -191,10 +191,12 @@ static void rop_alloc(int fd, long i)
 		a.size = BARMAP_BUF_SIZE_MAX;
 	else
 		a.size = 1 + rng_below(16 * page_size);
-	a.flags = rng_below(20) == 0 ? (uint32_t)rng() | 1 : 0;
+	a.kind = rng_below(20) == 0 ?
+		BARMAP_BUF_KINDS + (uint32_t)rng_below(UINT32_MAX - BARMAP_BUF_KINDS) :
+		BARMAP_BUF_COHERENT;
 	for (s = 0; s < BARMAP_BUF_MAX; s++)
 		used += !!R.size[s];
-	if (a.flags || !a.size || a.size > BARMAP_BUF_SIZE_MAX)
+	if (a.kind >= BARMAP_BUF_KINDS || !a.size || a.size > BARMAP_BUF_SIZE_MAX)
 		exp = -EINVAL;
 	else if (used == BARMAP_BUF_MAX)
 		exp = -ENOSPC;
