@@ -50,6 +50,7 @@
 #include <linux/mount.h>
 #include <linux/mutex.h>
 #include <linux/pci.h>
+#include <linux/pagemap.h>
 #include <linux/pfn_t.h>
 #include <linux/pseudo_fs.h>
 #include <linux/rwsem.h>
@@ -785,10 +786,33 @@ static void barmap_mm_vma(struct barmap_dev *bdev, struct mm_struct *mm,
 }
 
 /*
+ * A fault that handed out a buffer's page before "dead" was set returned it
+ * locked and the core installs its entry before unlocking it: take every
+ * such page's lock once.
+ */
+static void barmap_faults_quiesce(struct barmap_dev *bdev)
+{
+	struct barmap_buf *buf;
+	unsigned long i;
+
+	mutex_lock(&bdev->bufs_lock);
+	list_for_each_entry(buf, &bdev->bufs, dev_node) {
+		if (buf->kind->kind != BARMAP_BUF_FAULT || !buf->vaddr)
+			continue;	/* no page from a fault */
+		for (i = 0; i < buf->size >> PAGE_SHIFT; i++) {
+			lock_page(buf->pages[i]);
+			unlock_page(buf->pages[i]);
+		}
+	}
+	mutex_unlock(&bdev->bufs_lock);
+}
+
+/*
  * Revoke every mapping of the dead device.  An mmap() that passed
  * barmap_mmap() before "dead" was set may not have linked its VMA yet (an
  * eager strategy's page tables are already full): it holds its mm's
- * mmap_lock until it has, so take each listed mm's lock once, then zap.
+ * mmap_lock until it has, so take each listed mm's lock once; wait for the
+ * faults in flight likewise; then zap.
  */
 static void barmap_revoke(struct barmap_dev *bdev)
 {
@@ -817,6 +841,7 @@ static void barmap_revoke(struct barmap_dev *bdev)
 		mmap_read_unlock(mm);
 		mmdrop(mm);
 	}
+	barmap_faults_quiesce(bdev);
 	unmap_mapping_range(bdev->inode->i_mapping, 0, 0, 1);
 }
 
@@ -1094,7 +1119,12 @@ static const struct vm_operations_struct barmap_buf_vm_ops = {
 	.access = barmap_buf_vm_access,
 };
 
-/* BARMAP_BUF_FAULT: the page a fault asks for, referenced, while the device lives */
+/*
+ * BARMAP_BUF_FAULT: the page a fault asks for, referenced, while the device
+ * lives.  The core installs the entry after this returns, so the page goes
+ * back locked (as the page cache's do): barmap_revoke() takes each page's
+ * lock, which waits for an entry this handed out to be installed, then zaps.
+ */
 static vm_fault_t barmap_buf_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -1107,7 +1137,8 @@ static vm_fault_t barmap_buf_fault(struct vm_fault *vmf)
 	if (!bdev->dead && buf->vaddr && page < buf->size >> PAGE_SHIFT) {
 		vmf->page = buf->pages[page];
 		get_page(vmf->page);
-		ret = 0;
+		lock_page(vmf->page);
+		ret = VM_FAULT_LOCKED;
 	}
 	up_read(&bdev->state_rw);
 	return ret;

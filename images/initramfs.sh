@@ -13,6 +13,11 @@ set -euo pipefail
 out=$1 ko=$2 tooldir=$3 moddir=${4:-}
 extra_modules="drivers/misc/pvpanic/pvpanic drivers/misc/pvpanic/pvpanic-mmio
 drivers/net/ethernet/intel/e1000/e1000"
+# loaded by whoever needs them (the atlas: vfio-pci's row, O_DIRECT on a RAM disk), never
+# by init; one that a kernel lacks (vfio_virqfd went into vfio in 6.2) is left out
+on_demand_modules="virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_virqfd
+drivers/vfio/vfio_iommu_type1 drivers/vfio/pci/vfio-pci-core drivers/vfio/pci/vfio-pci
+drivers/block/brd"
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=$(command -v busybox || echo /bin/busybox)
 # static: an ELF with no program interpreter (readelf is in binutils; `file` may be
@@ -56,19 +61,28 @@ fi
 if [ -n "$moddir" ]; then
 	mkdir -p "$root/lib/modules/extra"
 	: >"$root/lib/modules/extra/order.names"
-	for m in $extra_modules; do
-		f=$(find "$moddir/kernel/${m%/*}" -maxdepth 1 -name "${m##*/}.ko*" 2>/dev/null | head -n1 || true)
-		# built into the kernel (the debug kernel): nothing to carry
-		[ -z "$f" ] && grep -qx "kernel/$m.ko" "$moddir/modules.builtin" 2>/dev/null && continue
-		[ -n "$f" ] || { echo "initramfs: $m not found in $moddir" >&2; exit 1; }
-		dst=$root/lib/modules/extra/$(basename "$m").ko
+	# copy_module PATH: the kernel's module, uncompressed, into extra/ (1: not there)
+	copy_module() {
+		local f dst
+		f=$(find "$moddir/kernel/${1%/*}" -maxdepth 1 -name "${1##*/}.ko*" 2>/dev/null | head -n1 || true)
+		[ -n "$f" ] || return 1
+		dst=$root/lib/modules/extra/$(basename "$1").ko
 		case $f in
 		*.ko.xz) xz -dc "$f" >"$dst" ;;
 		*.ko.zst) zstd -qdc "$f" >"$dst" ;;
 		*.ko.gz) gzip -dc "$f" >"$dst" ;;
 		*) cp "$f" "$dst" ;;
 		esac
+	}
+	for m in $extra_modules; do
+		# built into the kernel (the debug kernel): nothing to carry
+		[ -z "$(find "$moddir/kernel/${m%/*}" -maxdepth 1 -name "${m##*/}.ko*" 2>/dev/null)" ] &&
+			grep -qx "kernel/$m.ko" "$moddir/modules.builtin" 2>/dev/null && continue
+		copy_module "$m" || { echo "initramfs: $m not found in $moddir" >&2; exit 1; }
 		echo "${m##*/}" >>"$root/lib/modules/extra/order.names"
+	done
+	for m in $on_demand_modules; do
+		copy_module "$m" || true
 	done
 	# wanted.sh: init loads a module only when a device's modalias matches one of its
 	# aliases (a library module takes its users' aliases), so a guest without the NIC

@@ -8,7 +8,7 @@
  * info and cross commands), matrix.c (the refusal/hostile matrices),
  * random.c (seeded random operations against a model), bench.c (bandwidth),
  * lifecycle.c (unplug, unplug races, fault counts, hold), target.c (one
- * mappable object of a row).
+ * mappable object of a row), atlas.c (every row through one scenario matrix).
  */
 #ifndef BARMAP_CHECK_H
 #define BARMAP_CHECK_H
@@ -56,6 +56,8 @@ struct options {
 	long count;		/* --random-ops N, race --count N */
 	const char *remover;	/* race: "sysfs" (default) or "host" */
 	const char *ref;	/* --ref BDF: the vfio/resource2 rows' device */
+	const char *scenarios;	/* atlas: --scenarios NAME,...|all */
+	const char *blockdev;	/* atlas: --blockdev PATH for O_DIRECT */
 };
 
 extern struct options opt;
@@ -73,6 +75,7 @@ void rec_f(const char *k, double v);
 void rec_notef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void rec_end(const char *word);
 const char *errname(int e);
+void json_str(const char *s);
 
 /* dev.c: the mmap strategies, one row each (the driver has the same table) */
 enum object { OBJ_BAR, OBJ_RESERVED, OBJ_BUF, OBJ_VFIO, OBJ_RESOURCE };
@@ -152,9 +155,13 @@ int cmd_matrix(bool refusals_only);	/* matrix.c */
 int cmd_random(void);		/* random.c */
 double now(void);		/* bench.c */
 int cmd_bench(void);
-int cmd_unplug(void);		/* lifecycle.c */
+int sysfs_write(const char *path, const char *val);	/* lifecycle.c */
+int pci_dir_of(int fd, char *out, size_t n);
+int open_pci_dev(const char *dir, uint32_t old_minor, double secs);
+int cmd_unplug(void);
 int cmd_race(void);
 int cmd_hold(long secs);
 int cmd_faults(void);
+int cmd_atlas(void);		/* atlas.c */
 
 #endif

@@ -3,7 +3,7 @@
 
 /* ---- hot unplug while mapped, then rescan ---- */
 
-static int sysfs_write(const char *path, const char *val)
+int sysfs_write(const char *path, const char *val)
 {
 	int fd = open(path, O_WRONLY), ret = 0;
 
@@ -176,7 +176,7 @@ struct race_result {
 #define RACE_POISON	0xdeadbeefu
 
 /* /sys/bus/pci/devices/BDF of the device behind fd */
-static int pci_dir_of(int fd, char *out, size_t n)
+int pci_dir_of(int fd, char *out, size_t n)
 {
 	char link[256], target[256];
 	struct stat st;
@@ -200,7 +200,7 @@ static int pci_dir_of(int fd, char *out, size_t n)
  * Open the barmapN of the PCI device at dir, N != old_minor (the old device
  * keeps its minor while a file of it is open), waiting up to secs for it.
  */
-static int open_pci_dev(const char *dir, uint32_t old_minor, double secs)
+int open_pci_dev(const char *dir, uint32_t old_minor, double secs)
 {
 	double end = now() + secs;
 	char path[512], node[300];

@@ -41,17 +41,20 @@ struct options opt = {
 	.patterns = "offset",
 	.widths = "32",
 	.cache = "uc",
+	.scenarios = "all",
+	.blockdev = "/dev/ram0",
 };
 long page_size;
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: barmap-check [check|info|probe-refusals|hostile|cross|bench|unplug|race|faults|hold]\n"
+		"usage: barmap-check [check|info|probe-refusals|hostile|cross|bench|unplug|race|faults|hold|atlas]\n"
 		"  [--dev /dev/barmap0] [--strategy NAME,...|all] [--size N]\n"
 		"  [--pattern offset,walk,55aa,random|all] [--width 8,16,32,64,memcpy|all]\n"
 		"  [--sizes 1,1024,1025,page,whole|all] [--cache uc|wc] [--seed S]\n"
 		"  [--random-ops N] [--count N] [--remover sysfs|host] [--ref BDF] [--json]\n"
+		"  atlas: [--scenarios NAME,...|all] [--blockdev PATH]\n"
 		"strategies:");
 	for (size_t i = 0; i < n_strategies; i++)
 		fprintf(stderr, " %s", strategies[i].name);
@@ -126,6 +129,10 @@ int main(int argc, char **argv)
 			if (strcmp(v, "sysfs") && strcmp(v, "host"))
 				usage();
 			opt.remover = v;
+		} else if (ARG("--scenarios")) {
+			opt.scenarios = v;
+		} else if (ARG("--blockdev")) {
+			opt.blockdev = v;
 		} else if (ARG("--ref")) {
 			opt.ref = v;
 		} else if (ARG("--count")) {
@@ -143,7 +150,8 @@ int main(int argc, char **argv)
 	if (!opt.seed_given)
 		opt.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
 
-	out_begin();
+	if (strcmp(cmd, "atlas"))	/* the atlas writes JSON lines of its own */
+		out_begin();
 	if (!strcmp(cmd, "check"))
 		ret = cmd_check();
 	else if (!strcmp(cmd, "info"))
@@ -164,10 +172,13 @@ int main(int argc, char **argv)
 		ret = cmd_race();
 	else if (!strcmp(cmd, "faults"))
 		ret = cmd_faults();
+	else if (!strcmp(cmd, "atlas"))
+		ret = cmd_atlas();
 	else if (!strcmp(cmd, "hold"))
 		ret = cmd_hold(opt.size ? (long)opt.size : 5);
 	else
 		usage();
-	out_end();
+	if (strcmp(cmd, "atlas"))
+		out_end();
 	return ret;
 }

@@ -28,7 +28,7 @@ void rec_begin(void)
 	}
 }
 
-static void json_str(const char *s)
+void json_str(const char *s)
 {
 	putchar('"');
 	for (; *s; s++) {

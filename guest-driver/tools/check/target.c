@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
+#include "check.h"	/* first: _GNU_SOURCE */
+
 #include <linux/dma-buf.h>
 #include <linux/vfio.h>
-#include <sys/sysmacros.h>
-
-#include "check.h"
 
 /* ---- one mappable object of a row ---- */
 
