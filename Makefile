@@ -17,6 +17,7 @@
 #   BOOT=auto|pvh|bzimage          the distro kernel's ELF vmlinux via PVH (auto: when it has
 #                                  the PVH note) or its compressed bzImage
 
+comma := ,
 ACCEL        ?= auto
 BOOT         ?= auto
 JOBS         ?= auto
@@ -62,7 +63,7 @@ export BARMAP_KERNEL := $(abspath $(KERNEL))
 endif
 
 .PHONY: all deps venv qemu kernel driver image demo test test-device test-guest test-unit \
-	bench fuzz lint clean symbols
+	bench atlas fuzz lint clean symbols
 
 all: qemu image venv
 
@@ -120,6 +121,15 @@ test-unit: venv
 
 bench: all
 	$(VENV)/bin/barmap bench --json build/bench.json
+
+# The mapping atlas: every strategy through one scenario matrix on both kernels (their
+# images built first), build/atlas.{json,md,html} and the generated docs/atlas.md;
+# CYCLES race cycles per removal path (default 200).  Measured, never a timed test.
+ATLAS_SUITES ?= bookworm trixie
+atlas: qemu venv
+	$(foreach s,$(ATLAS_SUITES),$(MAKE) image KERNEL_SUITE=$(s) &&) true
+	$(VENV)/bin/barmap atlas --suites $(subst $(eval) ,$(comma),$(ATLAS_SUITES)) \
+		--cycles $(or $(CYCLES),200) --docs docs/atlas.md
 
 # QEMU's generic-fuzz (libFuzzer) against barmap on an ASan + UBSan build; TARGET, RUNS,
 # TIME, JOBS: see scripts/fuzz.sh.  Corpus and crash reproducers in build/fuzz/.

@@ -885,46 +885,59 @@ static void barmap_io_vm_close(struct vm_area_struct *vma)
 	barmap_mm_vma(barmap_vma_dev(vma), vma->vm_mm, false);
 }
 
+/* the PFN a fault of 1 << order pages at vmf maps, or why it cannot (0) */
+static vm_fault_t barmap_io_pfn(struct vm_fault *vmf, unsigned int order,
+				unsigned long *addr, unsigned long *pfn)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct barmap_region *r = barmap_vma_region(vma);
+	unsigned long pgoff;
+
+	*addr = vmf->address & ~((PAGE_SIZE << order) - 1);
+	pgoff = barmap_vma_first_page(vma) + ((*addr - vma->vm_start) >> PAGE_SHIFT);
+	*pfn = PHYS_PFN(r->phys) + pgoff;
+	if (order && (*addr < vma->vm_start ||
+		      *addr + (PAGE_SIZE << order) > vma->vm_end ||
+		      !IS_ALIGNED(*pfn, 1UL << order)))
+		return VM_FAULT_FALLBACK;
+	if (pgoff + (1UL << order) > PHYS_PFN(r->size))
+		return VM_FAULT_SIGBUS;
+	return 0;
+}
+
 /*
  * Fault-time mapping, as vfio-pci does it: under state_rw, which remove()
  * takes for writing before it zaps, so a PTE is either inserted before the
  * zap (and zapped) or never (SIGBUS).
  */
+/* one PMD where the kernel maps huge PFNs, else the fault falls back to PTEs */
+static vm_fault_t barmap_io_insert_pmd(struct vm_fault *vmf, unsigned long pfn)
+{
+#ifdef BARMAP_HUGE_FAULT
+	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV),
+				  vmf->flags & FAULT_FLAG_WRITE);
+#else
+	return VM_FAULT_FALLBACK;
+#endif
+}
+
 static vm_fault_t barmap_io_insert(struct vm_fault *vmf, unsigned int order)
 {
-	struct vm_area_struct *vma = vmf->vma;
-	struct barmap_dev *bdev = barmap_vma_dev(vma);
-	struct barmap_region *r = barmap_vma_region(vma);
-	unsigned long addr = vmf->address & ~((PAGE_SIZE << order) - 1);
-	unsigned long pgoff = barmap_vma_first_page(vma) +
-			      ((addr - vma->vm_start) >> PAGE_SHIFT);
-	unsigned long pfn = PHYS_PFN(r->phys) + pgoff;
-	vm_fault_t ret = VM_FAULT_SIGBUS;
+	struct barmap_dev *bdev = barmap_vma_dev(vmf->vma);
+	unsigned long addr, pfn;
+	vm_fault_t ret = barmap_io_pfn(vmf, order, &addr, &pfn);
 
-	if (order && (addr < vma->vm_start ||
-		      addr + (PAGE_SIZE << order) > vma->vm_end ||
-		      !IS_ALIGNED(pfn, 1UL << order)))
-		return VM_FAULT_FALLBACK;
-	if (pgoff + (1UL << order) > PHYS_PFN(r->size))
-		return VM_FAULT_SIGBUS;
-
+	if (ret)
+		return ret;
 	down_read(&bdev->state_rw);
 	if (bdev->dead)
-		goto out;
-	switch (order) {
-	case 0:
-		ret = vmf_insert_pfn(vma, addr, pfn);
-		break;
-#ifdef BARMAP_HUGE_FAULT
-	case PMD_ORDER:
-		ret = vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV),
-					 vmf->flags & FAULT_FLAG_WRITE);
-		break;
-#endif
-	default:
+		ret = VM_FAULT_SIGBUS;
+	else if (!order)
+		ret = vmf_insert_pfn(vmf->vma, addr, pfn);
+	else if (order == PMD_SHIFT - PAGE_SHIFT)
+		ret = barmap_io_insert_pmd(vmf, pfn);
+	else
 		ret = VM_FAULT_FALLBACK;
-	}
-out:
 	up_read(&bdev->state_rw);
 	return ret;
 }
@@ -1966,6 +1979,25 @@ static int barmap_release(struct inode *inode, struct file *filp)
 	return 0;
 }
 
+#ifdef BARMAP_HUGE_FAULT
+/*
+ * Place a mapping so that its object's start, not the mmap offset (which
+ * carries the id), is 2 MiB aligned: with the id, every row but id 0 landed a
+ * page off and could never take a PMD.
+ */
+static unsigned long barmap_get_unmapped_area(struct file *filp,
+					      unsigned long addr,
+					      unsigned long len,
+					      unsigned long pgoff,
+					      unsigned long flags)
+{
+	const struct barmap_strategy *st = barmap_strategy(pgoff);
+	unsigned long obj_pgoff = st ? pgoff - barmap_row_id(st) : pgoff;
+
+	return thp_get_unmapped_area(filp, addr, len, obj_pgoff, flags);
+}
+#endif
+
 static const struct file_operations barmap_fops = {
 	.owner = THIS_MODULE,
 	.open = barmap_open,
@@ -1973,7 +2005,7 @@ static const struct file_operations barmap_fops = {
 	.mmap = barmap_mmap,
 #ifdef BARMAP_HUGE_FAULT
 	/* a BAR mapping at a 2 MiB aligned address can take PMDs */
-	.get_unmapped_area = thp_get_unmapped_area,
+	.get_unmapped_area = barmap_get_unmapped_area,
 #endif
 	.unlocked_ioctl = barmap_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,

@@ -19,7 +19,7 @@ from barmap.artifacts import BOOTS, Artifacts, find_artifacts
 from barmap.config import ACCELS, DEFAULT_MACHINE, MACHINE_TYPES, MachineConfig
 from barmap.errors import BarmapError, MachineError
 from barmap.machine import Machine
-from barmap.paths import DEFAULT_SUITE, REPO_ROOT, SUITES, cache_dir, firmware_file
+from barmap.paths import DEFAULT_SUITE, REPO_ROOT, SUITES, cache_dir, firmware_file, kernel_suite
 from barmap.report import table
 
 EPILOG = """\
@@ -306,6 +306,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
 BUILD_TARGETS = ("all", "qemu", "kernel", "driver", "image")  # make targets of the same name
 
 
+def cmd_atlas(args: argparse.Namespace) -> int:
+    """Every strategy through the scenario matrix, on each kernel: JSON, Markdown, HTML."""
+    from barmap import atlas, atlas_report
+
+    suites = args.suites.split(",") if args.suites else [args.suite or kernel_suite()]
+    configs = {}
+    for suite in suites:
+        if suite not in SUITES:
+            print(f"barmap atlas: unknown suite {suite!r} ({', '.join(SUITES)})", file=sys.stderr)
+            return 2
+        configs[suite] = _config(args, find_artifacts(suite, args.qemu, None, None, args.boot))
+    plan = atlas.Plan(
+        rows=tuple(args.rows.split(",")) if args.rows else (),
+        scenarios=tuple(args.scenarios.split(",")) if args.scenarios else (),
+        cycles=args.cycles,
+    )
+    log_dir = args.log_dir or _log_dir("atlas")
+    result = atlas.run(configs, plan, log_dir=log_dir,
+                       progress=lambda s: print(f"barmap atlas: {s}", file=sys.stderr))  # fmt: skip
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(atlas_report.to_markdown(result) + "\n")
+    out.with_suffix(".html").write_text(atlas_report.to_html(result) + "\n")
+    if args.docs:
+        args.docs.write_text(atlas_report.docs_markdown(result) + "\n")
+    bad = [c for c in result["cells"] if c["verdict"] in ("error", "host")]
+    print(f"barmap atlas: {len(result['cells'])} cells in {result['seconds']} s, "
+          f"{len(bad)} the testbed could not run; {out.with_suffix('.html')}")  # fmt: skip
+    return 1 if bad else 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     return subprocess.call(["make", "-C", str(REPO_ROOT), args.what])
 
@@ -430,6 +462,17 @@ def parser() -> argparse.ArgumentParser:
     be.add_argument("--repeat", type=int, default=5, help="snapshot restores to time")
     be.add_argument("--rounds", type=int, default=5, help="boots per boot path (medians)")
     be.set_defaults(func=cmd_bench)
+
+    at = sub.add_parser("atlas", help="every strategy through one scenario matrix (JSON/HTML)")
+    _add_vm_options(at)
+    at.add_argument("--suites", help="kernel suites, comma-separated (default: --suite's)")
+    at.add_argument("--rows", help="strategies, comma-separated (default: all)")
+    at.add_argument("--scenarios", help="scenarios, comma-separated (default: all)")
+    at.add_argument("--cycles", type=int, default=200, help="race cycles per removal path")
+    at.add_argument("--out", type=Path, default=Path("build/atlas.json"),
+                    help="the JSON; .md and .html beside it (default: %(default)s)")  # fmt: skip
+    at.add_argument("--docs", type=Path, help="also write the generated docs/atlas.md here")
+    at.set_defaults(func=cmd_atlas)
 
     doc = sub.add_parser("doctor", help="what is installed, cached and usable")
     doc.add_argument("--suite", help=SUITE_HELP)

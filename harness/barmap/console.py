@@ -223,8 +223,9 @@ class Shell:
         self._crash_reported = True
         raise GuestCrash(str(report), marker=report.kind, excerpt=report.excerpt, **self._kw())
 
-    def expect(self, pattern: Any, timeout: float, *, what: str, command: str = "") -> None:
-        """Wait for ``pattern``; GuestCrash, ConsoleTimeout or ``died`` on the way.
+    def expect(self, pattern: Any, timeout: float, *, what: str, command: str = "") -> int:
+        """Wait for ``pattern`` (or a list: the index of the one seen); GuestCrash,
+        ConsoleTimeout or ``died`` on the way.
 
         ``timeout`` is for the distribution's kernel: it is scaled by
         ``paths.timeout_scale()`` (the debug kernel is much slower)."""
@@ -241,14 +242,49 @@ class Shell:
                     **self._kw(),
                 )
             try:
-                self.console.expect(pattern, timeout=min(0.5, remaining))
-                return
+                return self.console.expect(pattern, timeout=min(0.5, remaining))
             except pexpect.TIMEOUT:
                 if not self._alive():
                     self._died(what)
             except pexpect.EOF:
                 self.check_crash()
                 self._died(what)
+
+    def converse(
+        self,
+        command: str,
+        prompt: re.Pattern[str],
+        answer: Callable[[re.Match[str]], str | None],
+        *,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run one command line that asks the host for things: each output line
+        ``prompt`` matches goes to ``answer``, whose string (if any) is typed to the
+        command's stdin.  ``timeout`` bounds each wait, not the whole command;
+        the output has the prompts in it."""
+        timeout = self.command_timeout if timeout is None else timeout
+        console = self.console
+        line, start, end = console.framed(command)
+        what = f"command {command!r}"
+        try:
+            console.send(line)
+        except OSError:
+            self._died(what)
+        self.expect(start, timeout, what=what, command=command)
+        chunks: list[str] = []
+        while True:
+            seen = self.expect([end, prompt], timeout, what=what, command=command)
+            chunks.append(console.before)
+            if seen == 0:
+                break
+            chunks.append(console.match.group(0))
+            reply = answer(console.match)
+            if reply is not None:
+                console.send(reply)
+        status = int(console.match.group(1))
+        self.check_crash()
+        output = "".join(chunks).replace("\r\n", "\n").replace("\r", "")
+        return CommandResult(status, output)
 
     def run(
         self, command: str, *, timeout: float | None = None, check: bool = False

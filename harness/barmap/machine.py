@@ -15,11 +15,13 @@ even on SIGKILL, and the next harness sweeps the directory it left.
 from __future__ import annotations
 
 import contextlib
+import re
 import signal
 import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
@@ -320,6 +322,18 @@ class Machine:
         CommandFailed on a non-zero status.
         """
         return self.shell.run(command, timeout=timeout, check=check)
+
+    def converse(
+        self,
+        command: str,
+        prompt: re.Pattern[str],
+        answer: Callable[[re.Match[str]], str | None],
+        *,
+        timeout: float | None = None,
+    ) -> CommandResult:
+        """Run a command that asks the host for things while it runs (``Shell.converse``):
+        ``answer`` gets each line ``prompt`` matches, and what it returns is typed."""
+        return self.shell.converse(command, prompt, answer, timeout=timeout)
 
     def died(self, what: str) -> NoReturn:
         """QEMU is gone or going: GuestCrash if the guest said why, else MachineDied."""

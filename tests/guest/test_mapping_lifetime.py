@@ -1,19 +1,11 @@
 """Mappings that cannot outlive their device, and cache modes that tell the truth.
 
-The fault-time strategy (mmap id 0, ``bar``) must never leave a page-table
-entry behind when the device goes away, however an ``mmap()`` races the
-removal: after the device comes back (often at the same address) the old
-mapping must fault, never read or write the new device.  The eager strategy
-(``bar-remap``, ``io_remap_pfn_range()`` in ``mmap()``) keeps the window open
-on purpose; ``barmap-check race --strategy bar-remap`` shows it.
-
-Cycles per removal path: ``BARMAP_RACE_CYCLES`` (default 50, 200 with ``BARMAP_SOAK=1`` as
-the pipeline runs it; 20 on the debug kernel: ``barmap.paths.race_cycles``).
+The races of ``mmap()`` against removal, for every strategy, are the atlas's
+(``test_atlas.py``); here: the memory types the PAT records, partial unmaps, PMDs.
 """
 
 from __future__ import annotations
 
-import random
 import re
 import time
 
@@ -21,11 +13,9 @@ import pytest
 
 from barmap.checks import parse_kv
 from barmap.machine import Machine
-from barmap.paths import race_cycles, timeout_scale
 
 pytestmark = pytest.mark.guest
 
-CYCLES = race_cycles()
 PAT = "/sys/kernel/debug/x86/pat_memtype_list"
 PAT_RECORD = re.compile(r"\[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] (\S+)")
 
@@ -56,46 +46,6 @@ def _assert_no_memtype_left(vm: Machine) -> None:
     start, size = _bar(vm)
     assert _pat_records(vm, start, size) == []
     assert "invalid memtype" not in vm.run("dmesg", check=True).output
-
-
-def test_mmap_racing_sysfs_remove_never_reaches_the_next_device(barmap_vm: Machine) -> None:
-    vm = barmap_vm
-    status, output = vm.run(
-        f"barmap-check race --strategy bar --count {CYCLES} --seed 0x9ace", timeout=60 + CYCLES * 3
-    )
-    r = _race_result(output)
-    assert int(r["cycles"]) == CYCLES
-    # the race is real: the device came back at the same address, the child had a mapping
-    assert int(r["same_address"]) > CYCLES // 2, r
-    assert int(r["mapped"]) == CYCLES, r
-    assert r["stale"] == "0", output[-3000:]
-    assert status == 0 and r["verdict"] == "PASS"
-    _assert_no_memtype_left(vm)
-
-
-def test_mmap_racing_qmp_device_del_never_reaches_the_next_device(barmap_vm: Machine) -> None:
-    vm = barmap_vm
-    site = vm.qmp.plug_site("barmap0")
-    _, size = vm.qmp.barmap_bar("barmap0")
-    vm.run(
-        f"barmap-check race --remover host --strategy bar --count {CYCLES} --seed 0x9acf"
-        " > /tmp/race.out 2> /tmp/race.err & RACE=$!"
-    )
-    rng = random.Random(0x9ACF)
-    for cycle in range(CYCLES):
-        deadline = time.monotonic() + 60 * timeout_scale()
-        while f"cycle {cycle} mapping" not in vm.run("tail -n 1 /tmp/race.err").output:
-            assert time.monotonic() < deadline, vm.run("cat /tmp/race.err").output[-2000:]
-            time.sleep(0.01)
-        time.sleep(rng.random() * 0.003)  # somewhere inside the child's mmap loop
-        vm.qmp.device_del("barmap0")
-        vm.qmp.event_wait("DEVICE_DELETED", {"device": "barmap0"}, timeout=60)
-        vm.qmp.device_add("barmap", "barmap0", size=size, **site)
-    assert vm.run("wait $RACE", timeout=120).status == 0, vm.run("cat /tmp/race.out").output
-    r = _race_result(vm.run("cat /tmp/race.out", check=True).output)
-    assert int(r["cycles"]) == CYCLES and int(r["mapped"]) == CYCLES, r
-    assert r["stale"] == "0" and r["verdict"] == "PASS", r
-    _assert_no_memtype_left(vm)
 
 
 def test_uc_mapping_is_refused_while_wc_is_in_force(barmap_vm: Machine) -> None:

@@ -44,6 +44,7 @@ struct scenario {
 	const char *name;
 	void (*run)(const struct strategy *st, struct cell *c);
 	double timeout;		/* seconds; races scale it by --count */
+	const char *what;	/* what the cell tries, in a line */
 };
 
 /* ---- a cell's object: open, map, close ---- */
@@ -100,6 +101,7 @@ static bool cell_open(const struct strategy *st, size_t want, struct actx *a,
 
 	memset(a, 0, sizeof(*a));
 	a->p = MAP_FAILED;
+	a->t.fd = a->t.map_fd = a->t.vfio_group = a->t.vfio_container = -1;
 	a->fd = open(opt.dev, O_RDWR | O_CLOEXEC);
 	if (a->fd < 0 && driver_row(st)) {
 		cell_errno(c, "error", errno, "open");
@@ -125,10 +127,12 @@ static bool cell_open(const struct strategy *st, size_t want, struct actx *a,
 	return true;
 }
 
+/* idempotent: every path of a cell ends here */
 static void cell_close(struct actx *a)
 {
 	if (a->p != MAP_FAILED)
 		munmap(a->p, a->len);
+	a->p = MAP_FAILED;
 	target_put(&a->t);
 	if (a->fd >= 0)
 		close(a->fd);
@@ -842,9 +846,21 @@ static bool resolve_dev(void)
 	return false;
 }
 
-/* wait for the row's device to be back and usable */
+/* the identity of a sysfs directory: a device added again gets a new one */
+static ino_t dir_ino(const char *dir)
+{
+	struct stat st;
+
+	return stat(dir, &st) ? 0 : st.st_ino;
+}
+
+/*
+ * Wait for the row's device to be back and usable: a driver row's as a new
+ * barmapN (old_minor: the gone one's, still held), a reference row's as a
+ * new sysfs directory (not old_ino), given back to its driver or to none.
+ */
 static bool device_back(const struct strategy *st, const char *dir,
-			uint32_t old_minor, double secs)
+			uint32_t old_minor, ino_t old_ino, double secs)
 {
 	int fd;
 
@@ -856,24 +872,47 @@ static bool device_back(const struct strategy *st, const char *dir,
 		return resolve_dev();
 	}
 	for (double end = now() + secs; now() < end; usleep(2000)) {
-		if (!access(dir, F_OK)) {
-			ref_restore(st, strrchr(dir, '/') + 1);
+		const char *bdf = strrchr(dir, '/') + 1;
+		char drv[64], file[320];
+		ino_t ino = dir_ino(dir);
+
+		if (!ino || ino == old_ino)
+			continue;
+		/* a driver's probe may still be on its way: until the state holds */
+		ref_restore(st, bdf);
+		pci_driver_of(bdf, drv, sizeof(drv));
+		snprintf(file, sizeof(file), "%s/resource2", dir);
+		if (!strcmp(drv, st->obj == OBJ_VFIO ? "vfio-pci" : "") &&
+		    !access(file, F_OK))	/* its files come after the directory */
 			return true;
-		}
 	}
 	return false;
 }
 
-/* remove through sysfs, in a child: a removal may wait for the user */
-static pid_t remove_async(const char *dir)
+/*
+ * A child that removes the device through sysfs once told to (a removal may
+ * wait for the user): forked before the row's object is opened, so that it
+ * holds none of it.
+ */
+static pid_t remover_start(const char *dir, int *go)
 {
 	char path[320];
-	pid_t pid = fork();
+	int p[2];
+	pid_t pid;
+	char c;
 
+	if (pipe(p))
+		return -1;
+	pid = fork();
 	if (!pid) {
+		close(p[1]);
+		if (read(p[0], &c, 1) != 1)
+			_exit(2);
 		snprintf(path, sizeof(path), "%s/remove", dir);
 		_exit(sysfs_write(path, "1") ? 1 : 0);
 	}
+	close(p[0]);
+	*go = p[1];
 	return pid;
 }
 
@@ -888,35 +927,41 @@ static bool wait_pid(pid_t pid, double secs)
 static void sc_unplug(const struct strategy *st, struct cell *c)
 {
 	uint32_t v = 0;
-	char dir[300], got[64];
-	int rsig, wsig;
+	char dir[300], got[64], ch = 0;
+	int rsig, wsig, go = -1;
 	struct actx a;
-	pid_t remover;
-	const char *what = "";
+	pid_t remover = -1;
+	const char *what;
 
+	/* where the device is, then a remover that holds nothing of it */
 	if (!cell_open(st, pages(2), &a, c))
 		goto out;
-	guard_install();
-	put_pattern(&a, 0, a.len, opt.seed);
 	if (row_pci_dir(&a, dir, sizeof(dir))) {
 		verdict(c, "error", "no PCI device behind the row");
 		goto out;
 	}
-	remover = remove_async(dir);
-	if (!wait_pid(remover, 3)) {
+	cell_close(&a);
+	remover = remover_start(dir, &go);
+	if (remover < 0 || !cell_open(st, pages(2), &a, c))
+		goto out;
+	guard_install();
+	put_pattern(&a, 0, a.len, opt.seed);
+	if (write(go, &ch, 1) != 1 || !wait_pid(remover, 3)) {
 		/* the removal waits: let go of everything, then it must finish */
-		munmap(a.p, a.len);
-		a.p = MAP_FAILED;
-		target_put(&a.t);
+		cell_close(&a);
 		if (wait_pid(remover, 30))
 			verdict(c, "blocked", "removal waited until the user let go");
 		else
 			verdict(c, "wrong", "removal never finished");
+		remover = -1;
 		goto back;
 	}
+	remover = -1;
 	rsig = guarded_rw32((volatile uint32_t *)a.p, &v, false);
 	if (!rsig && !diff_pattern(a.p, 0, page_size, opt.seed, &what)) {
-		verdict(c, "kept", "still reads its bytes (not revoked)");
+		/* memory an fd owns may outlive the device; a BAR's address may not */
+		verdict(c, st->obj == OBJ_BUF ? "kept" : "wrong",
+			"still reads its bytes (not revoked)");
 	} else if (!rsig) {
 		snprintf(got, sizeof(got), "reads %#x", v);
 		verdict(c, "wrong", "%s after removal (not revoked)", got);
@@ -928,16 +973,18 @@ static void sc_unplug(const struct strategy *st, struct cell *c)
 		if (!wsig)
 			snprintf(c->verdict, sizeof(c->verdict), "wrong");
 	}
-back:
-	if (a.p != MAP_FAILED)
-		munmap(a.p, a.len);
-	a.p = MAP_FAILED;
 	cell_close(&a);
+back:
 	sysfs_write("/sys/bus/pci/rescan", "1");
-	if (!device_back(st, dir, UINT32_MAX, 20))	/* every file is closed */
+	if (!device_back(st, dir, UINT32_MAX, 0, 20))	/* every file is closed */
 		snprintf(c->detail, sizeof(c->detail), "the device did not come back");
-	return;
 out:
+	if (remover > 0) {
+		kill(remover, SIGKILL);
+		waitpid(remover, NULL, 0);
+	}
+	if (go >= 0)
+		close(go);
 	cell_close(&a);
 }
 
@@ -1024,6 +1071,7 @@ static void sc_race(const struct strategy *st, struct cell *c, bool host)
 		struct actx b;
 		struct cell ignore = { 0 };
 		volatile uint32_t *np = MAP_FAILED;
+		ino_t ino;
 		bool back;
 		uint32_t marker = RACE_MARKER | (uint32_t)done, minor = a.info.minor;
 		pid_t pid;
@@ -1033,6 +1081,7 @@ static void sc_race(const struct strategy *st, struct cell *c, bool host)
 			goto out;
 		}
 		addr = st->obj == OBJ_BUF ? 0 : a.info.bar_phys;
+		ino = dir_ino(dir);
 		*stop = 0;
 		pid = fork();
 		if (!pid)
@@ -1056,7 +1105,7 @@ static void sc_race(const struct strategy *st, struct cell *c, bool host)
 				goto out;
 			}
 		}
-		back = device_back(st, dir, minor, host ? 120 : 20);
+		back = device_back(st, dir, minor, ino, host ? 120 : 20);
 		*stop = 1;	/* the device is back: mapping the old one is over */
 		if (!back || !cell_open(st, pages(1), &b, &ignore)) {
 			verdict(c, "error", "no device after cycle %ld", done);
@@ -1217,6 +1266,7 @@ static void sc_cache(const struct strategy *st, struct cell *c, bool wc)
 	}
 	memset(&a, 0, sizeof(a));
 	a.p = MAP_FAILED;
+	a.t.fd = a.t.map_fd = a.t.vfio_group = a.t.vfio_container = -1;
 	a.fd = open(opt.dev, O_RDWR | O_CLOEXEC);
 	if (a.fd >= 0 && wc && set_cache(a.fd, BARMAP_CACHE_WC)) {
 		cell_errno(c, "refused", errno, "SET_CACHE wc");
@@ -1335,32 +1385,58 @@ out:
 }
 
 static const struct scenario scenarios[] = {
-	{ "readback", sc_readback, 60 },
-	{ "host-view", sc_host_view, 60 },
-	{ "dma-read", sc_dma_read, 60 },
-	{ "dma-write", sc_dma_write, 60 },
-	{ "fork", sc_fork, 60 },
-	{ "ptrace", sc_ptrace, 60 },
-	{ "proc-mem", sc_proc_mem, 60 },
-	{ "process-vm", sc_process_vm, 60 },
-	{ "o-direct-read", sc_o_direct_read, 60 },
-	{ "o-direct-write", sc_o_direct_write, 60 },
-	{ "io-uring", sc_io_uring, 60 },
-	{ "vmsplice", sc_vmsplice, 60 },
-	{ "munmap-part", sc_munmap_part, 60 },
-	{ "mremap-move", sc_mremap_move, 60 },
-	{ "mremap-shrink", sc_mremap_shrink, 60 },
-	{ "mremap-grow", sc_mremap_grow, 60 },
-	{ "mprotect", sc_mprotect, 60 },
-	{ "huge", sc_huge, 120 },
-	{ "cache-mode", sc_cache_mode, 60 },
-	{ "cache-wc", sc_cache_wc, 60 },
-	{ "bandwidth", sc_bandwidth, 60 },
-	{ "map-cost", sc_map_cost, 120 },
-	{ "unplug", sc_unplug, 90 },
-	{ "race-sysfs", sc_race_sysfs, 60 },
-	{ "race-host", sc_race_host, 60 },
-	{ "rmmod", sc_rmmod, 60 },
+	{ "readback", sc_readback, 60,
+	  "write the offset pattern through the mapping (up to 1 MiB), read it back" },
+	{ "host-view", sc_host_view, 60,
+	  "the host reads the mapped frames (QMP pmemsave) and finds the guest's pattern" },
+	{ "dma-read", sc_dma_read, 60,
+	  "the device's DMA engine reads what the CPU wrote through the mapping" },
+	{ "dma-write", sc_dma_write, 60,
+	  "the device's DMA engine writes, the CPU reads it through the mapping" },
+	{ "fork", sc_fork, 60,
+	  "a forked child sees the bytes, the parent sees the child's, the child keeps them after the parent exits" },
+	{ "ptrace", sc_ptrace, 60,
+	  "a debugger's PTRACE_PEEKDATA/POKEDATA on a traced child's mapping" },
+	{ "proc-mem", sc_proc_mem, 60,
+	  "read and write through /proc/self/mem (gdb's x and set)" },
+	{ "process-vm", sc_process_vm, 60,
+	  "process_vm_readv/writev (GUP only, no .access fallback)" },
+	{ "o-direct-read", sc_o_direct_read, 60,
+	  "an O_DIRECT read from a RAM disk into the mapping (GUP for writing)" },
+	{ "o-direct-write", sc_o_direct_write, 60,
+	  "an O_DIRECT write from the mapping to a RAM disk (GUP for reading)" },
+	{ "io-uring", sc_io_uring, 60,
+	  "register the mapping as an io_uring fixed buffer (a long-term pin)" },
+	{ "vmsplice", sc_vmsplice, 60,
+	  "vmsplice the mapping into a pipe, read the pipe" },
+	{ "munmap-part", sc_munmap_part, 60,
+	  "munmap the middle page of three; the rest still reads back" },
+	{ "mremap-move", sc_mremap_move, 60,
+	  "mremap to another address; the bytes follow" },
+	{ "mremap-shrink", sc_mremap_shrink, 60,
+	  "mremap to one page of two" },
+	{ "mremap-grow", sc_mremap_grow, 60,
+	  "mremap one page to two" },
+	{ "mprotect", sc_mprotect, 60,
+	  "PROT_READ makes a write fault, PROT_WRITE again makes it land" },
+	{ "huge", sc_huge, 120,
+	  "touch every page of the whole object: faults taken, PMD or PTE entries" },
+	{ "cache-mode", sc_cache_mode, 60,
+	  "the memory type the page tables hold for the first page" },
+	{ "cache-wc", sc_cache_wc, 60,
+	  "the same after SET_CACHE wc (BAR and reserved rows)" },
+	{ "bandwidth", sc_bandwidth, 60,
+	  "memcpy through 1 MiB of the mapping, as a ratio to plain RAM" },
+	{ "map-cost", sc_map_cost, 120,
+	  "mmap() plus the first touch of every page of the object (up to 16 MiB)" },
+	{ "unplug", sc_unplug, 90,
+	  "remove the device through sysfs while mapped, then touch the mapping" },
+	{ "race-sysfs", sc_race_sysfs, 60,
+	  "mmap() in a loop racing sysfs remove: mappings that survive removal" },
+	{ "race-host", sc_race_host, 60,
+	  "the same with the host removing the device (QMP device_del)" },
+	{ "rmmod", sc_rmmod, 60,
+	  "unload the driver while only a mapping holds it" },
 };
 
 /* ---- the runner: a child per cell ---- */
@@ -1485,12 +1561,37 @@ static void run_cell(const struct strategy *st, const struct scenario *sc)
 	emit(st, sc->name, &c);
 }
 
+/* the rows and the scenarios, one JSON line each (what the host's report names) */
+static void atlas_list(void)
+{
+	for (size_t i = 0; i < n_strategies; i++) {
+		printf("{\"row\": ");
+		json_str(strategies[i].name);
+		printf(", \"api\": ");
+		json_str(strategies[i].api);
+		printf(", \"eager\": %s, \"driver\": %s}\n",
+		       strategies[i].eager ? "true" : "false",
+		       driver_row(&strategies[i]) ? "true" : "false");
+	}
+	for (size_t s = 0; s < sizeof(scenarios) / sizeof(scenarios[0]); s++) {
+		printf("{\"scenario\": ");
+		json_str(scenarios[s].name);
+		printf(", \"what\": ");
+		json_str(scenarios[s].what);
+		printf("}\n");
+	}
+}
+
 int cmd_atlas(void)
 {
 	bool all_rows = !strcmp(opt.strategy, "all");
 	bool all_sc = !strcmp(opt.scenarios, "all");
 	int errors = 0, fd;
 
+	if (!strcmp(opt.scenarios, "list")) {
+		atlas_list();
+		return 0;
+	}
 	/* a cell's orphans (a fork whose parent exited) come back here to be reaped */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	fd = open(opt.dev, O_RDONLY | O_CLOEXEC);

@@ -134,6 +134,7 @@ int target_get(int fd, const struct barmap_info *info,
 void *target_map(const struct target *t, size_t len, int prot);
 void target_put(struct target *t);
 int buf_sync(const struct target *t, bool start);
+void pci_driver_of(const char *bdf, char *out, size_t n);
 
 /* pattern.c */
 extern uint64_t rng_state;

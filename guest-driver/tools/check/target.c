@@ -23,7 +23,7 @@ static int read_sysfs(const char *path, char *out, size_t n)
 }
 
 /* the driver holding a PCI device ("" for none) */
-static void pci_driver_of(const char *bdf, char *out, size_t n)
+void pci_driver_of(const char *bdf, char *out, size_t n)
 {
 	char link[300], target[256];
 	ssize_t len;

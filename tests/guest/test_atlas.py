@@ -1,0 +1,133 @@
+"""A short atlas (``barmap.atlas``) on the suite's kernel, each cell against what it must be.
+
+The full one is ``make atlas`` (both kernels, 200 race cycles per removal path); this one
+runs every cell once, with ``race_cycles()`` cycles per race cell (50, 200 under
+``BARMAP_SOAK=1``), and asserts the verdict of each.  A verdict that changes is either a
+kernel that behaves differently (say so here) or a regression.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from barmap import atlas
+from barmap.config import MachineConfig
+from barmap.paths import kernel_suite, race_cycles
+
+pytestmark = pytest.mark.guest
+
+IO_FAULT = ("bar", "reserved")
+IO_EAGER = ("bar-remap", "bar-iomap", "reserved-remap")
+BUFFERS = ("dma", "dma-wc", "dma-pages", "dma-noncontig", "ram-remap", "pages-insert",
+           "pages-fault", "vmalloc", "dmabuf")  # fmt: skip
+PAGES = ("pages-insert", "pages-fault", "vmalloc")  # struct pages in the user's page tables
+REFS = ("vfio", "resource2")
+ROWS = (*IO_FAULT, *IO_EAGER, *BUFFERS, *REFS)
+DMA = ("bar", "bar-remap", "bar-iomap", *BUFFERS)  # what the device's engine reaches
+REVOKED = tuple(r for r in ROWS if r not in ("dmabuf", *REFS))
+
+
+def _kernel_at_least(release: str, major: int, minor: int) -> bool:
+    m = re.match(r"(\d+)\.(\d+)", release)
+    assert m, release
+    return (int(m.group(1)), int(m.group(2))) >= (major, minor)
+
+
+def expected(row: str, scenario: str, release: str) -> tuple[str, str | None]:
+    """(verdict, errno or signal or value) the cell must have on kernel ``release``."""
+    pages = row in PAGES
+    if scenario in ("readback", "host-view", "fork", "mremap-move", "mprotect"):
+        return "ok", None
+    if scenario in ("dma-read", "dma-write"):
+        return ("ok", None) if row in DMA else ("n/a", None)
+    if scenario in ("ptrace", "proc-mem"):
+        return ("refused", "EIO") if row in ("dmabuf", "vfio") else ("ok", None)
+    if scenario in ("process-vm", "o-direct-read", "o-direct-write", "vmsplice"):
+        return ("ok", None) if pages else ("refused", "EFAULT")
+    if scenario == "io-uring":
+        if not pages:
+            return "refused", "EFAULT"
+        # 6.1 refuses every file-backed page; 6.12 pins them
+        return ("ok", None) if _kernel_at_least(release, 6, 12) else ("refused", "EOPNOTSUPP")
+    if scenario in ("munmap-part", "mremap-shrink"):
+        return ("refused", "EINVAL") if row in IO_EAGER else ("ok", None)
+    if scenario == "mremap-grow":
+        return "refused", "EFAULT"
+    if scenario == "unplug":
+        if row in REVOKED:
+            return "revoked", "SIGBUS"
+        return {"dmabuf": ("kept", None), "vfio": ("blocked", None),
+                "resource2": ("wrong", None)}[row]  # fmt: skip
+    if scenario in ("race-sysfs", "race-host"):
+        return {"dmabuf": ("kept", None), "vfio": ("n/a", None)}.get(row, ("ok", None))
+    if scenario == "rmmod":
+        return ("n/a", None) if row == "resource2" else ("refused", "EAGAIN")
+    if scenario == "huge":
+        pmd = row in (*IO_FAULT, "vfio") and _kernel_at_least(release, 6, 12)
+        return "info", "PMD" if pmd else "PTE"
+    if scenario == "cache-mode":
+        return "info", "WB" if row in BUFFERS else "UC-"
+    if scenario == "cache-wc":
+        return ("info", "WC") if row in (*IO_FAULT, *IO_EAGER) else ("n/a", None)
+    if scenario in ("bandwidth", "map-cost"):
+        return "info", None
+    raise AssertionError(f"no expectation for {scenario}")
+
+
+@pytest.fixture(scope="module")
+def short_atlas(barmap_config: MachineConfig, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    plan = atlas.Plan(cycles=race_cycles())
+    log_dir = tmp_path_factory.mktemp("atlas")
+    return atlas.run({kernel_suite(): barmap_config}, plan, log_dir=Path(log_dir))
+
+
+@pytest.fixture(scope="module")
+def cells(short_atlas: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(c["row"], c["scenario"]): c for c in short_atlas["cells"]}
+
+
+def _scenarios() -> Iterator[str]:
+    yield from ("readback", "host-view", "dma-read", "dma-write", "fork", "ptrace",
+                "proc-mem", "process-vm", "o-direct-read", "o-direct-write", "io-uring",
+                "vmsplice", "munmap-part", "mremap-move", "mremap-shrink", "mremap-grow",
+                "mprotect", "huge", "cache-mode", "cache-wc", "bandwidth", "map-cost",
+                "unplug", "race-sysfs", "race-host", "rmmod")  # fmt: skip
+
+
+def test_the_matrix_is_whole(short_atlas: Any) -> None:
+    rows = [r["row"] for r in short_atlas["rows"]]
+    scenarios = [s["scenario"] for s in short_atlas["scenarios"]]
+    assert sorted(rows) == sorted(ROWS)
+    assert scenarios == list(_scenarios())
+    assert len(short_atlas["cells"]) == len(rows) * len(scenarios)
+
+
+@pytest.mark.parametrize("scenario", list(_scenarios()))
+def test_each_cell_of_a_scenario(
+    scenario: str, cells: dict[tuple[str, str], dict[str, Any]], short_atlas: Any
+) -> None:
+    release = short_atlas["kernels"][0]["kernel"]
+    wrong = {}
+    for row in ROWS:
+        cell = cells[(row, scenario)]
+        verdict, what = expected(row, scenario, release)
+        got = cell.get("errno") or cell.get("signal") or cell.get("value", "")
+        if cell["verdict"] != verdict or (what and not got.startswith(what)):
+            wrong[row] = (cell["verdict"], got, cell.get("detail", ""))
+    assert not wrong, wrong
+
+
+def test_races_were_real(cells: dict[tuple[str, str], dict[str, Any]]) -> None:
+    """Each race cycle had a mapping when the device went, and the BAR came back at the
+    same address, so a surviving mapping would have reached the next device."""
+    for scenario in ("race-sysfs", "race-host"):
+        for row in REVOKED:
+            detail = dict(kv.split("=") for kv in cells[(row, scenario)]["detail"].split())
+            assert int(detail["mapped"]) == int(detail["cycles"]) == race_cycles(), (row, detail)
+            if row in ("bar", "bar-remap", "bar-iomap"):
+                assert int(detail["same_address"]) > race_cycles() // 2, (row, detail)
