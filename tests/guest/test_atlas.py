@@ -64,7 +64,11 @@ def expected(row: str, scenario: str, release: str) -> tuple[str, str | None]:
         return {"dmabuf": ("kept", None), "vfio": ("blocked", None),
                 "resource2": ("wrong", None)}[row]  # fmt: skip
     if scenario in ("race-sysfs", "race-host"):
-        return {"dmabuf": ("kept", None), "vfio": ("n/a", None)}.get(row, ("ok", None))
+        # sysfs resource2 is never revoked at removal: a mapping survives until a driver
+        # claims the range again (IO_STRICT_DEVMEM's revoke_iomem), which the driver's
+        # probe of the re-added device may or may not do first
+        return {"dmabuf": ("kept", None), "vfio": ("n/a", None),
+                "resource2": ("ok|wrong", None)}.get(row, ("ok", None))  # fmt: skip
     if scenario == "rmmod":
         return ("n/a", None) if row == "resource2" else ("refused", "EAGAIN")
     if scenario == "huge":
@@ -117,7 +121,7 @@ def test_each_cell_of_a_scenario(
         cell = cells[(row, scenario)]
         verdict, what = expected(row, scenario, release)
         got = cell.get("errno") or cell.get("signal") or cell.get("value", "")
-        if cell["verdict"] != verdict or (what and not got.startswith(what)):
+        if cell["verdict"] not in verdict.split("|") or (what and not got.startswith(what)):
             wrong[row] = (cell["verdict"], got, cell.get("detail", ""))
     assert not wrong, wrong
 

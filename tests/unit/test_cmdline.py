@@ -177,3 +177,10 @@ def test_a_guest_keeps_the_locked_instructions_whatever_its_cpu_count(
     for smp in (1, 2):
         for accel in ("tcg", "kvm"):
             assert "noreplace-smp" in kernel_append(replace(config, smp=smp), accel).split()
+
+
+def test_no_timer_check_under_tcg_only(config: MachineConfig) -> None:
+    """A busy host fails the IO-APIC timer check of a TCG guest; KVM skips it itself."""
+    assert "no_timer_check" in kernel_append(config, "tcg").split()
+    assert "no_timer_check" in kernel_append(replace(config, smp=2), "tcg").split()
+    assert "no_timer_check" not in kernel_append(config, "kvm").split()
