@@ -42,6 +42,7 @@ $(foreach v,$(shell $(PYTHON) harness/barmap/paths.py --make $(PATHS_ARGS)),$(ev
 ifeq ($(KENV),)
 $(error harness/barmap/paths.py gave no paths (see its message above))
 endif
+SUITES_LIST := $(subst $(comma), ,$(SUITES_COMMA))
 ifeq ($(QEMU_FLAVOR),fuzz)
 $(error QEMU_FLAVOR=fuzz is the fuzzer, not a QEMU to run tests on: use `make fuzz`)
 endif
@@ -125,7 +126,7 @@ bench: all
 # The mapping atlas: every strategy through one scenario matrix on both kernels (their
 # images built first), build/atlas.{json,md,html} and the generated docs/atlas.md;
 # CYCLES race cycles per removal path (default 200).  Measured, never a timed test.
-ATLAS_SUITES ?= bookworm trixie
+ATLAS_SUITES ?= $(SUITES_LIST)
 atlas: qemu venv
 	$(foreach s,$(ATLAS_SUITES),$(MAKE) image KERNEL_SUITE=$(s) &&) true
 	$(VENV)/bin/barmap atlas --suites $(subst $(eval) ,$(comma),$(ATLAS_SUITES)) \
@@ -151,6 +152,11 @@ lint: venv kernel
 	$(VPY) scripts/shellcheck-steps.py action.yml .github/workflows/*.yml
 	$(MAKE) -C guest-driver checkpatch
 	$(MAKE) -C guest-driver KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR)) check
+ifeq ($(KDIR),)
+	# W=1 and sparse on the other kernel too: its version switches compile there
+	$(foreach s,$(filter-out $(KERNEL_SUITE),$(SUITES_LIST)),scripts/kernel.sh $(s) distro && \
+		$(MAKE) -C guest-driver KERNEL=$(s) check &&) true
+endif
 
 clean:
 	rm -rf build

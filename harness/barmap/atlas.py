@@ -247,9 +247,12 @@ def run(
         done = [f.result() for f in futures]
     rows_meta, scenarios_meta = done[0][1], done[0][2]
     cells: list[dict[str, Any]] = []
+    qemu = {suite: qemu_version(cfg.qemu) for suite, cfg in configs.items()}
     for p, _, _ in done:
         # a pass's own rows only: the driver guest's vfio cells say n/a, the iommu one's are real
         mine = [c for c in p.cells if p.iommu == (c["row"] in IOMMU_ROWS)]
+        for c in mine:
+            c["qemu"] = qemu[p.suite]
         cells.extend(mine)
     return {
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -261,7 +264,7 @@ def run(
                 "kernel": p.kernel,
                 "iommu": p.iommu,
                 "seconds": p.seconds,
-                "qemu": qemu_version(configs[p.suite].qemu),
+                "qemu": qemu[p.suite],
                 "machine": "q35",
                 "accel": p.accel,
             }

@@ -281,11 +281,23 @@ def excerpt(src: str, row: str) -> str:
 
 
 def limits(atlas: dict[str, Any], row: str) -> list[str]:
-    """What a row cannot do, from the matrix: its refused, wrong, kept and blocked cells."""
+    """What a row cannot do, from the matrix: each scenario where a kernel's cell is
+    refused, wrong, kept, blocked or an error, once, with each kernel's value."""
+    suites = [k["suite"] for k in _suites(atlas)]
+    bad = ("refused", "wrong", "kept", "blocked", "error")
     out = []
-    for c in atlas["cells"]:
-        if c["row"] == row and c["verdict"] in ("refused", "wrong", "kept", "blocked", "error"):
-            out.append(f"{c['scenario']} ({c['suite']}): {c['verdict']}, {c.get('value', '')}")
+    for s in atlas["scenarios"]:
+        got = {c["suite"]: c for c in atlas["cells"]
+               if c["row"] == row and c["scenario"] == s["scenario"]}  # fmt: skip
+        if not any(c["verdict"] in bad for c in got.values()):
+            continue
+        said = {f"{c['verdict']}: {c.get('value', '')}" for c in got.values()}
+        if len(said) == 1 and len(got) == len(suites):
+            out.append(f"`{s['scenario']}`: {said.pop()}")
+        else:
+            each = "; ".join(f"{su}: {got[su]['verdict']}, {got[su].get('value', '')}"
+                             for su in suites if su in got)  # fmt: skip
+            out.append(f"`{s['scenario']}`: {each}")
     return out
 
 
@@ -303,6 +315,12 @@ def docs_markdown(atlas: dict[str, Any], src: str | None = None) -> str:
         " `build/atlas.html`).",
         "",
         provenance(atlas),
+        "",
+        "The vfio-pci row runs in a guest of its own with intel-iommu (vfio-pci takes no device"
+        " without an IOMMU, and Debian's kernels have no no-IOMMU mode); `resource2` maps a"
+        " second barmap device that no driver holds. Under TCG no cache is modelled: UC, WC"
+        " and WB run at one speed, and `bandwidth` measures the emulation, not the memory"
+        " type, which `cache-mode` reads from the page tables.",
         "",
         "| verdict | means |",
         "| --- | --- |",

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from barmap import checks
 from barmap.artifacts import BOOTS, Artifacts, find_artifacts
@@ -308,8 +309,12 @@ BUILD_TARGETS = ("all", "qemu", "kernel", "driver", "image")  # make targets of 
 
 def cmd_atlas(args: argparse.Namespace) -> int:
     """Every strategy through the scenario matrix, on each kernel: JSON, Markdown, HTML."""
-    from barmap import atlas, atlas_report
+    from barmap import atlas
 
+    if args.render:  # the documents of an earlier run, again
+        result = json.loads(args.render.read_text())
+        _atlas_write(result, args.out, args.docs)
+        return 0
     suites = args.suites.split(",") if args.suites else [args.suite or kernel_suite()]
     configs = {}
     for suite in suites:
@@ -326,16 +331,22 @@ def cmd_atlas(args: argparse.Namespace) -> int:
     result = atlas.run(configs, plan, log_dir=log_dir,
                        progress=lambda s: print(f"barmap atlas: {s}", file=sys.stderr))  # fmt: skip
     out = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    out.with_suffix(".md").write_text(atlas_report.to_markdown(result) + "\n")
-    out.with_suffix(".html").write_text(atlas_report.to_html(result) + "\n")
-    if args.docs:
-        args.docs.write_text(atlas_report.docs_markdown(result) + "\n")
+    _atlas_write(result, out, args.docs)
     bad = [c for c in result["cells"] if c["verdict"] in ("error", "host")]
     print(f"barmap atlas: {len(result['cells'])} cells in {result['seconds']} s, "
           f"{len(bad)} the testbed could not run; {out.with_suffix('.html')}")  # fmt: skip
     return 1 if bad else 0
+
+
+def _atlas_write(result: dict[str, Any], out: Path, docs: Path | None) -> None:
+    from barmap import atlas_report
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
+    out.with_suffix(".md").write_text(atlas_report.to_markdown(result) + "\n")
+    out.with_suffix(".html").write_text(atlas_report.to_html(result) + "\n")
+    if docs:
+        docs.write_text(atlas_report.docs_markdown(result) + "\n")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -472,6 +483,8 @@ def parser() -> argparse.ArgumentParser:
     at.add_argument("--out", type=Path, default=Path("build/atlas.json"),
                     help="the JSON; .md and .html beside it (default: %(default)s)")  # fmt: skip
     at.add_argument("--docs", type=Path, help="also write the generated docs/atlas.md here")
+    at.add_argument("--render", type=Path, metavar="JSON",
+                    help="no run: the documents of an earlier run's JSON, again")  # fmt: skip
     at.set_defaults(func=cmd_atlas)
 
     doc = sub.add_parser("doctor", help="what is installed, cached and usable")

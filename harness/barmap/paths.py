@@ -286,6 +286,7 @@ def main(argv: list[str]) -> int:
         # one NAME:=value word each (the lists are for the shell only); make cannot
         # take a path with spaces anyway
         words = {k: v for k, v in values.items() if k not in ("FIRMWARE_DIRS", "SUITES")}
+        words["SUITES_COMMA"] = ",".join(SUITES)  # one word; the Makefile splits it
         spaced = [k for k, v in words.items() if any(c.isspace() for c in v)]
         if spaced:
             print(f"paths.py: make cannot use paths with spaces: {spaced}", file=sys.stderr)
