@@ -100,7 +100,7 @@ driver: kernel
 	$(MAKE) -C guest-driver KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR))
 	mkdir -p $(OUT)/tools
 	cp guest-driver/barmap.ko $(OUT)/barmap.ko
-	cp guest-driver/tools/barmap-check $(OUT)/tools/
+	cp guest-driver/tools/barmap-check guest-driver/tools/barmap-why $(OUT)/tools/
 
 image: driver
 	. $(KENV) && images/initramfs.sh $(INITRD) $(OUT)/barmap.ko $(OUT)/tools $(if $(KERNEL),,$$MODDIR)

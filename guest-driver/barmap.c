@@ -55,6 +55,7 @@
 #include <linux/pseudo_fs.h>
 #include <linux/rwsem.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/task.h>
 #include <linux/scatterlist.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
@@ -80,6 +81,11 @@ MODULE_PARM_DESC(reserved_base,
 static unsigned long reserved_size;
 module_param(reserved_size, ulong, 0444);
 MODULE_PARM_DESC(reserved_size, "size in bytes of that reservation");
+
+static bool pitfall_wrong_pfn;
+module_param(pitfall_wrong_pfn, bool, 0444);
+MODULE_PARM_DESC(pitfall_wrong_pfn,
+		 "reserved-remap passes the region's address where its PFN belongs (the bug barmap-why names wrong-pfn)");
 
 /* a physical range that io mappings map, and the cache mode in force */
 struct barmap_region {
@@ -1015,11 +1021,32 @@ static int barmap_fill_io_remap(struct vm_area_struct *vma,
 				  vma->vm_page_prot);
 }
 
+/*
+ * The bug of pitfall_wrong_pfn, made safe: the address as a frame number maps
+ * another address, refused when the CPU cannot even address it (an entry
+ * with reserved bits set would fault in the kernel, not in the process).
+ */
+static int barmap_wrong_pfn(struct barmap_region *r, unsigned long *pfn)
+{
+#ifdef CONFIG_X86
+	if (r->phys + r->size > (1ULL << (boot_cpu_data.x86_phys_bits - PAGE_SHIFT)))
+		return -EINVAL;
+	*pfn = r->phys;
+	return 0;
+#else
+	return -EOPNOTSUPP;
+#endif
+}
+
 static int barmap_fill_remap(struct vm_area_struct *vma,
 			     struct barmap_region *r, unsigned long len)
 {
-	return remap_pfn_range(vma, vma->vm_start, PHYS_PFN(r->phys), len,
-			       vma->vm_page_prot);
+	unsigned long pfn = PHYS_PFN(r->phys);
+	int ret = pitfall_wrong_pfn ? barmap_wrong_pfn(r, &pfn) : 0;
+
+	if (ret)
+		return ret;
+	return remap_pfn_range(vma, vma->vm_start, pfn, len, vma->vm_page_prot);
 }
 
 /*
@@ -1874,32 +1901,58 @@ static void barmap_walk(struct mm_struct *mm, struct barmap_pte *out)
 	out->memtype = barmap_memtype(out->entry, false);
 }
 
+/* the mm of process pid (0: the caller), referenced, or NULL */
+static struct mm_struct *barmap_mm_of(u32 pid)
+{
+	struct task_struct *task;
+	struct mm_struct *mm;
+	struct pid *p;
+
+	if (!pid) {
+		mmget(current->mm);
+		return current->mm;
+	}
+	p = find_get_pid(pid);
+	task = p ? get_pid_task(p, PIDTYPE_PID) : NULL;
+	put_pid(p);
+	if (!task)
+		return NULL;
+	mm = get_task_mm(task);
+	put_task_struct(task);
+	return mm;
+}
+
 static long barmap_ioc_pte(struct barmap_file *bf, void __user *uarg)
 {
-	struct mm_struct *mm = current->mm;
 	struct barmap_pte req;
+	struct mm_struct *mm;
+	long ret = 0;
 
 	if (!capable(CAP_SYS_ADMIN))
 		return -EPERM;	/* a PFN, as /proc/PID/pagemap gives it to root only */
 	if (copy_from_user(&req, uarg, sizeof(req)))
 		return -EFAULT;
+	mm = barmap_mm_of(req.pid);
+	if (!mm)
+		return -ESRCH;
 	req.entry = 0;
 	req.pfn = 0;
 	req.level = BARMAP_PTE_LEVEL_NONE;
 	req.memtype = BARMAP_MEMTYPE_NONE;
 	req.flags = 0;
-	req.pad = 0;
-	if (mmap_read_lock_killable(mm))
+	if (mmap_read_lock_killable(mm)) {
+		mmput(mm);
 		return -EINTR;
-	if (!find_vma_intersection(mm, req.addr, req.addr + 1)) {
-		mmap_read_unlock(mm);
-		return -EFAULT;
 	}
-	barmap_walk(mm, &req);
+	if (find_vma_intersection(mm, req.addr, req.addr + 1))
+		barmap_walk(mm, &req);
+	else
+		ret = -EFAULT;
 	mmap_read_unlock(mm);
-	if (copy_to_user(uarg, &req, sizeof(req)))
-		return -EFAULT;
-	return 0;
+	mmput(mm);
+	if (!ret && copy_to_user(uarg, &req, sizeof(req)))
+		ret = -EFAULT;
+	return ret;
 }
 
 static long barmap_ioctl(struct file *filp, unsigned int cmd,

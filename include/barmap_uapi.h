@@ -154,13 +154,13 @@ struct barmap_export {
 #define BARMAP_PTE_SPECIAL		2	/* no struct page behind it (PFN map) */
 
 struct barmap_pte {
-	__u64 addr;		/* in: a virtual address of the calling process */
+	__u64 addr;		/* in: a virtual address of that process */
 	__u64 entry;		/* out: the raw entry */
 	__u64 pfn;		/* out: the page frame it maps */
 	__u32 level;		/* out: BARMAP_PTE_LEVEL_* */
 	__u32 memtype;		/* out: BARMAP_MEMTYPE_* */
 	__u32 flags;		/* out: BARMAP_PTE_* */
-	__u32 pad;
+	__u32 pid;		/* in: whose page tables, 0 for the caller's */
 };
 
 #define BARMAP_IOC_MAGIC		'B'
@@ -173,7 +173,8 @@ struct barmap_pte {
 #define BARMAP_IOC_SYNC			_IOW(BARMAP_IOC_MAGIC, 0x06, struct barmap_sync)
 /* a dma-buf of a BARMAP_BUF_DMABUF buffer */
 #define BARMAP_IOC_EXPORT		_IOWR(BARMAP_IOC_MAGIC, 0x07, struct barmap_export)
-/* the page-table entry for an address of the caller (CAP_SYS_ADMIN) */
+/* the page-table entry for an address of a process (CAP_SYS_ADMIN): what
+ * pagemap cannot say of a PFN map, which its walk skips */
 #define BARMAP_IOC_PTE			_IOWR(BARMAP_IOC_MAGIC, 0x08, struct barmap_pte)
 
 #endif /* _UAPI_BARMAP_H */

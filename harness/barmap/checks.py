@@ -51,6 +51,25 @@ def load_module(vm: Machine, *, reserved: bool = True, device: str = "/dev/barma
     vm.run(f"test -c {device}", check=True)
 
 
+def config_read(vm: Machine, bdf: str, offset: int, width: int) -> int:
+    """``width`` bytes of a PCI device's config space at ``offset`` (what setpci reads)."""
+    out = vm.run(
+        f"od -An -tu1 -j{offset} -N{width} /sys/bus/pci/devices/{bdf}/config", check=True
+    ).output.split()
+    return sum(int(b) << (8 * i) for i, b in enumerate(out))
+
+
+def config_write(vm: Machine, bdf: str, offset: int, value: int, width: int) -> None:
+    """Write ``width`` bytes of ``value`` (little endian) at ``offset`` of a device's config
+    space, as ``setpci`` does (the guest's busybox has no setpci)."""
+    octal = "".join(f"\\{(value >> (8 * i)) & 0xFF:03o}" for i in range(width))
+    vm.run(
+        f"printf '{octal}' | dd of=/sys/bus/pci/devices/{bdf}/config bs=1 seek={offset}"
+        f" count={width} conv=notrunc 2>/dev/null",
+        check=True,
+    )
+
+
 def run_tool(
     vm: Machine,
     strategy: str,

@@ -145,6 +145,14 @@ int cmd_hold(long secs)
 	close(fd);		/* the mappings alone keep the file */
 	io[0] = 0xc0ffee;
 	buf[0] = 0xc0ffee;
+	/* where they are, for whoever looks at this process (barmap-why --pid --addr) */
+	rec_begin();
+	rec_s("hold", "mapped");
+	rec_u("pid", getpid());
+	rec_x("io", (uintptr_t)io);
+	rec_x("buf", (uintptr_t)buf);
+	rec_end(NULL);
+	fflush(stdout);
 	sleep(secs);
 	ok = io[0] == 0xc0ffee && buf[0] == 0xc0ffee;
 	rec_begin();
