@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from barmap.checks import TOOL, load_module
+from barmap.checks import TOOL, load_module, tool_tables
 from barmap.config import BarmapDevice, MachineConfig
 from barmap.machine import Machine
 from barmap.pattern import DEFAULT_SEED, pattern
@@ -57,13 +57,6 @@ class Pass:
     kernel: str = ""
     accel: str = ""
     seconds: float = 0.0
-
-
-def tool_tables(vm: Machine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(rows, scenarios) as the guest tool declares them."""
-    out = vm.run(f"{TOOL} atlas --scenarios list", check=True).output
-    items = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
-    return [i for i in items if "row" in i], [i for i in items if "scenario" in i]
 
 
 def _bdf(dev: dict[str, Any]) -> str:

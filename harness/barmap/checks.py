@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shlex
+import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from barmap.errors import CommandFailed
 from barmap.machine import Machine
 from barmap.pattern import DEFAULT_SEED, pattern
 
@@ -51,6 +55,22 @@ def load_module(vm: Machine, *, reserved: bool = True, device: str = "/dev/barma
     vm.run(f"test -c {device}", check=True)
 
 
+def reload_module(vm: Machine, params: str = "") -> None:
+    """The driver loaded afresh with ``params`` (no holder left to keep the old one)."""
+    release(vm)
+    vm.run("rmmod barmap 2>/dev/null; true")
+    vm.run(f"insmod {MODULE_PATH} {params}".rstrip(), check=True)
+    vm.run("test -c /dev/barmap0", check=True)
+
+
+def tool_tables(vm: Machine) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows, scenarios) as the guest tool declares them (``barmap-check atlas --scenarios
+    list``): each row's name, API, whether the driver has it."""
+    out = vm.run(f"{TOOL} atlas --scenarios list", check=True).output
+    items = [json.loads(ln) for ln in out.splitlines() if ln.startswith("{")]
+    return [i for i in items if "row" in i], [i for i in items if "scenario" in i]
+
+
 def config_read(vm: Machine, bdf: str, offset: int, width: int) -> int:
     """``width`` bytes of a PCI device's config space at ``offset`` (what setpci reads)."""
     out = vm.run(
@@ -68,6 +88,66 @@ def config_write(vm: Machine, bdf: str, offset: int, value: int, width: int) -> 
         f" count={width} conv=notrunc 2>/dev/null",
         check=True,
     )
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A ``barmap-check hold`` in the guest's background ($HOLD): its pid and mappings."""
+
+    pid: int
+    io: int  # a page of the strategy held
+    buf: int  # a page of a coherent buffer (the same page for a row of the kernel's own)
+
+
+def hold(vm: Machine, strategy: str, *, seconds: int = 120, device: str = "/dev/barmap0") -> Holder:
+    """Hold a page of ``strategy`` (and of a buffer) mapped until ``release``."""
+    release(vm)
+    vm.run(
+        f"{TOOL} hold --dev {device} --strategy {strategy} --size {seconds}"
+        " > /tmp/hold.log 2>&1 & HOLD=$!"
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        first = vm.run("head -n 1 /tmp/hold.log").output.strip()
+        if first.startswith("hold=mapped"):
+            kv = parse_kv(first)
+            return Holder(int(kv["pid"]), int(kv["io"], 16), int(kv["buf"], 16))
+        if vm.run("kill -0 $HOLD 2>/dev/null").status:
+            break
+        time.sleep(0.05)
+    raise CommandFailed(
+        f"barmap-check hold --strategy {strategy} did not map: "
+        + vm.run("cat /tmp/hold.log").output.strip()[-300:],
+        command="barmap-check hold", status=1, output="",
+    )  # fmt: skip
+
+
+def release(vm: Machine) -> None:
+    """End the holder, if any."""
+    vm.run("kill $HOLD 2>/dev/null; wait $HOLD 2>/dev/null; unset HOLD; true")
+
+
+@dataclass(frozen=True)
+class WhyReport:
+    """barmap-why's answer: its cause keyword, what it found, what it could not check."""
+
+    cause: str
+    facts: dict[str, str]
+    not_checked: list[str]
+    status: int
+
+
+def why(vm: Machine, args: str) -> WhyReport:
+    """Run ``barmap-why ARGS --json`` in the guest."""
+    status, out = vm.run(f"barmap-why {args} --json")
+    try:
+        report = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise CommandFailed(
+            f"barmap-why {args}: no report (status {status}): {out.strip()[-300:]}",
+            command=f"barmap-why {args}", status=status, output=out,
+        ) from None  # fmt: skip
+    return WhyReport(report["cause"], report["facts"], report["not_checked"], status)
 
 
 def run_tool(

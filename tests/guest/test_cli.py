@@ -51,10 +51,18 @@ def _use_the_shell(child: pexpect.spawn, first: str = "") -> None:
 def test_demo_prints_a_passing_table(barmap_config: MachineConfig, tmp_path: Path) -> None:
     proc = _barmap("demo", *_args(barmap_config), "--log-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.strip()}
-    for strategy in ("bar", "dma", "host-view"):
-        assert rows[strategy][-1] == "PASS"
+    rows = {re.split(r"\s{2,}", line)[0]: re.split(r"\s{2,}", line.strip())
+            for line in proc.stdout.splitlines()[2:] if line.strip()}  # fmt: skip
+    for strategy in ("bar", "reserved", "reserved-remap", "dma", "host-view (QMP)"):
+        assert rows[strategy][-1] == "PASS", rows
         assert int(rows[strategy][1]) > 0 and rows[strategy][2] == "0"
+    # the question's story: each way of reading nothing, and barmap-why naming it
+    expected = {"nothing decodes it": ("all 0x00", "nothing-decodes"),
+                "dead link (fault-all-ones)": ("all 0xff", "link-down"),
+                "memory decode off": (None, "memory-decode-off")}  # fmt: skip
+    for case, (reads, cause) in expected.items():
+        assert rows[case][4:] == [cause, "PASS"], rows[case]
+        assert reads is None or rows[case][3] == reads, rows[case]
     assert (tmp_path / "console.log").stat().st_size > 0
 
 

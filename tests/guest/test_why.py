@@ -9,7 +9,6 @@ checks the keyword on its last line (and in --json).
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -45,23 +44,10 @@ def vm(barmap_config: MachineConfig, tmp_path_factory: pytest.TempPathFactory) -
 
 def _load(vm: Machine, params: str = "") -> None:
     """The driver loaded afresh with ``params``, no holder left from before."""
-    vm.run("kill $HOLD 2>/dev/null; wait $HOLD 2>/dev/null; true")
+    checks.release(vm)
     vm.run("rmmod barmap 2>/dev/null; true")
     vm.run(f"insmod {checks.MODULE_PATH} {params}", check=True)
     vm.run("test -c /dev/barmap0", check=True)
-
-
-def _hold(vm: Machine, strategy: str) -> dict[str, str]:
-    """A holder of one mapping of ``strategy`` in the background: its pid and addresses."""
-    vm.run("kill $HOLD 2>/dev/null; wait $HOLD 2>/dev/null; true")
-    vm.run(f"barmap-check hold --strategy {strategy} --size 120 > /tmp/why.log 2>&1 & HOLD=$!")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = vm.run("head -n 1 /tmp/why.log").output.strip()
-        if line.startswith("hold=mapped"):
-            return checks.parse_kv(line)
-        time.sleep(0.1)
-    raise AssertionError(vm.run("cat /tmp/why.log").output)
 
 
 def _why(vm: Machine, args: str) -> tuple[str, dict[str, Any]]:
@@ -70,10 +56,15 @@ def _why(vm: Machine, args: str) -> tuple[str, dict[str, Any]]:
     last = text.strip().splitlines()[-1]
     m = re.fullmatch(r"cause: (\S+)", last)
     assert m, text
-    report = json.loads(vm.run(f"barmap-why {args} --json").output.strip())
-    assert report["cause"] == m.group(1), (text, report)
-    assert status == (0 if m.group(1) == "ok" else 1), text
-    return m.group(1), report
+    report = checks.why(vm, args)
+    assert report.cause == m.group(1), (text, report)
+    assert status == report.status == (0 if m.group(1) == "ok" else 1), text
+    return report.cause, {"facts": report.facts, "not_checked": report.not_checked}
+
+
+def _hold(vm: Machine, strategy: str) -> dict[str, str]:
+    h = checks.hold(vm, strategy)
+    return {"pid": str(h.pid), "io": hex(h.io), "buf": hex(h.buf)}
 
 
 def _bdf(vm: Machine) -> str:
@@ -84,7 +75,7 @@ def _bdf(vm: Machine) -> str:
 def bar_holder(vm: Machine) -> Iterator[dict[str, str]]:
     _load(vm)
     yield _hold(vm, "bar")
-    vm.run("kill $HOLD 2>/dev/null; wait $HOLD 2>/dev/null; true")
+    checks.release(vm)
 
 
 def test_a_working_bar_mapping_is_ok(vm: Machine, bar_holder: dict[str, str]) -> None:

@@ -114,35 +114,54 @@ static void hold_wake(int sig)
 }
 
 /*
- * Map the BAR (or region) and a buffer, write a word to each, hold the mappings for
- * secs seconds (or until SIGUSR1), then check the words are still there.
+ * Map a page of the row --strategy names (any row: "all" is bar) and of a
+ * coherent buffer, write a word to each, hold the mappings for secs seconds
+ * (or until SIGUSR1), then check the words are still there.
  */
 int cmd_hold(long secs)
 {
-	const struct strategy *st = io_strategy();
-	int fd = dev_open(O_RDWR), ret;
+	const struct strategy *st = strcmp(opt.strategy, "all") ?
+		strategy_named(opt.strategy) : strategy_named("bar");
+	int fd = open(opt.dev, O_RDWR | O_CLOEXEC), ret;
+	struct barmap_info info = { 0 };
+	struct target t;
 	uint32_t id = 0;
 	volatile uint32_t *io, *buf;
 	struct sigaction wake = { .sa_handler = hold_wake };	/* no SA_RESTART */
 	bool ok;
 
-	sigaction(SIGUSR1, &wake, NULL);	/* ends sleep() early */
-
-	ret = set_cache(fd, cache_mode_opt());
-	if (!ret)
-		ret = buf_alloc(fd, page_size, &id);
-	if (ret) {
-		fprintf(stderr, "barmap-check hold: %s\n", errname(-ret));
+	if (!st || strchr(opt.strategy, ',')) {
+		fprintf(stderr, "barmap-check hold: needs one strategy, not '%s'\n", opt.strategy);
 		return 2;
 	}
-	io = map_id(fd, st->id, page_size, PROT_READ | PROT_WRITE, MAP_SHARED);
-	buf = map_id(fd, id, page_size, PROT_READ | PROT_WRITE, MAP_SHARED);
-	if (io == MAP_FAILED || buf == MAP_FAILED) {
+	if (fd < 0 && driver_row(st)) {
+		fprintf(stderr, "barmap-check hold: %s: %s\n", opt.dev, strerror(errno));
+		return 2;
+	}
+	sigaction(SIGUSR1, &wake, NULL);	/* ends sleep() early */
+	if (fd >= 0)
+		get_info(fd, &info);
+	ret = fd < 0 ? 0 : set_cache(fd, cache_mode_opt());
+	if (!ret && fd >= 0)
+		ret = buf_alloc(fd, page_size, &id);
+	if (!ret)
+		ret = target_get(fd, &info, st, page_size, &t);
+	if (ret) {
+		fprintf(stderr, "barmap-check hold: %s: %s\n", st->name, errname(-ret));
+		return 2;
+	}
+	io = target_map(&t, page_size, PROT_READ | PROT_WRITE);
+	buf = fd < 0 ? MAP_FAILED :
+	      map_id(fd, id, page_size, PROT_READ | PROT_WRITE, MAP_SHARED);
+	if (io == MAP_FAILED || (fd >= 0 && buf == MAP_FAILED)) {
 		fprintf(stderr, "barmap-check hold: mmap %s: %s\n", st->name,
 			strerror(errno));
 		return 2;
 	}
-	close(fd);		/* the mappings alone keep the file */
+	if (fd < 0)
+		buf = io;	/* a kernel row without barmap's device: one mapping */
+	if (fd >= 0)
+		close(fd);	/* the mappings alone keep the files */
 	io[0] = 0xc0ffee;
 	buf[0] = 0xc0ffee;
 	/* where they are, for whoever looks at this process (barmap-why --pid --addr) */

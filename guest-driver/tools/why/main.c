@@ -349,9 +349,11 @@ static int explain(int pid, uint64_t addr, bool pid_mode, uint64_t phys, bool ex
 			fact("pages", "kpageflags %#" PRIx64 "%s%s%s%s", (uint64_t)flags,
 			     flags >> KPF_BUDDY & 1 ? " free" : "", flags >> KPF_LRU & 1 ? " lru" : "",
 			     flags >> KPF_SLAB & 1 ? " slab" : "", flags >> KPF_ANON & 1 ? " anon" : "");
+			/* free, or someone's page cache or memory: not a driver's (a slab
+			 * page may be its kmalloc()) */
 			if (pid_mode && !(flags >> KPF_BUDDY & 1) && !(flags >> KPF_LRU & 1) &&
-			    !(flags >> KPF_SLAB & 1) && !(flags >> KPF_ANON & 1))
-				return finish("ok", "RAM the kernel set aside for the driver");
+			    !(flags >> KPF_ANON & 1))
+				return finish("ok", "RAM the kernel gave a driver");
 		}
 		return finish("region-is-ram", "the range is System RAM the kernel uses: no"
 			      " reservation holds it (a memmap= that did not take, mem= too large)");
