@@ -209,6 +209,23 @@ class Shell:
     def _kw(self) -> dict[str, Any]:
         return {"console_tail": self.console.drain.tail(), **self._error_kw()}
 
+    @property
+    def crash_pending(self) -> bool:
+        """The kernel reported a failure that no GuestCrash has carried yet."""
+        return self.console.drain.crash is not None and not self._crash_reported
+
+    def take_crash(self, settle: float | None = None) -> CrashReport | None:
+        """The report no GuestCrash carried (marked carried now), after its call trace had
+        ``settle`` seconds (default: the shell's) to arrive; None if there is none."""
+        drain = self.console.drain
+        if not self.crash_pending:
+            return None
+        deadline = time.monotonic() + (self._crash_settle if settle is None else settle)
+        while time.monotonic() < deadline and not drain.eof.is_set():
+            time.sleep(0.1)
+        self._crash_reported = True
+        return drain.crash_report()
+
     def check_crash(self) -> None:
         """Raise GuestCrash if the kernel has reported a failure on the console."""
         drain = self.console.drain

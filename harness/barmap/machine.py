@@ -21,6 +21,7 @@ import socket
 import subprocess
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +32,8 @@ from barmap.accel import resolve_accel, wants_huge_pages
 from barmap.cmdline import build_cmdline
 from barmap.config import MachineConfig
 from barmap.console import CommandResult, Console, ConsoleDrain, Shell
-from barmap.errors import GuestCrash, MachineDied, MachineError, QEMUStartError
+from barmap.crash import CrashReport
+from barmap.errors import ConsoleTimeout, GuestCrash, MachineDied, MachineError, QEMUStartError
 from barmap.launcher import QEMUProcess
 from barmap.overlay import initrd_with_overlay
 from barmap.paths import ssh_initrd
@@ -43,6 +45,14 @@ __all__ = ["CommandResult", "Machine", "MachineConfig"]
 
 BOOT_MARKER = "barmap-guest: init done"
 INIT_MARKER = "barmap-guest: init start"  # the kernel has handed over to the initramfs
+
+
+# every Machine of this process, for who checks them all (the pytest plugin, at each test's end)
+_MACHINES: weakref.WeakSet[Machine] = weakref.WeakSet()
+
+
+def all_machines() -> list[Machine]:
+    return list(_MACHINES)
 
 
 class Machine:
@@ -66,6 +76,8 @@ class Machine:
         self._ssh: SshSession | None = None
         self._initrd: Path | None = None
         self._saved_sigterm: Any = None
+        self._unreported: list[CrashReport] = []  # of QEMUs gone, never raised
+        _MACHINES.add(self)
 
     # -- life cycle -------------------------------------------------------
 
@@ -273,8 +285,21 @@ class Machine:
         if self._drain is not None:
             self._drain.join(timeout=5)
         if self._shell is not None:
+            report = self._shell.take_crash(settle=0)  # the drain has ended: it is whole
+            if report is not None:
+                self._unreported.append(report)
             self._shell.console.close()
         self._drain = self._shell = None
+
+    def unreported_crashes(self) -> list[CrashReport]:
+        """Failure reports of this machine's kernel that no GuestCrash carried, whether its
+        QEMU still runs or not; each is returned once."""
+        reports, self._unreported = self._unreported, []
+        if self._shell is not None:
+            report = self._shell.take_crash()
+            if report is not None:
+                reports.append(report)
+        return reports
 
     # -- snapshots ------------------------------------------------------------
 
@@ -363,8 +388,20 @@ class Machine:
         if not self.config.ssh or self._ssh_keys is None or self.ssh_port is None:
             raise MachineError("this machine was started without ssh=True")
         if self._ssh is None:
-            self._ssh = SshSession(self.ssh_port, self._ssh_keys, timeout=timeout)
+            self._ssh = SshSession(
+                self.ssh_port,
+                self._ssh_keys,
+                timeout=timeout,
+                check_crash=self.check_crash,
+                timed_out=self._ssh_timed_out,
+            )
         return self._ssh
+
+    def _ssh_timed_out(self, command: str, timeout: float) -> NoReturn:
+        raise ConsoleTimeout(
+            f"ssh command {command!r}: no end within {timeout:.0f} s",
+            command=command, timeout=timeout, **self.error_kw(),
+        )  # fmt: skip
 
     # -- QMP ----------------------------------------------------------------
 

@@ -22,9 +22,10 @@ from barmap.accel import cached_probe
 from barmap.artifacts import BOOTS, Artifacts, find_artifacts
 from barmap.checks import load_module
 from barmap.config import ACCELS, DEFAULT_MACHINE, MACHINE_TYPES, MachineConfig
+from barmap.crash import CrashReport
 from barmap.errors import BarmapError, ConfigError
 from barmap.launcher import leftover_qemu_pids
-from barmap.machine import Machine
+from barmap.machine import Machine, all_machines
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -168,21 +169,41 @@ def _collect(vm: Machine, dest: Path) -> dict[str, Path]:
     return files
 
 
+def _unreported_crashes() -> list[tuple[Machine, CrashReport]]:
+    """Every kernel failure report of any machine of this process no GuestCrash carried."""
+    return [(vm, r) for vm in all_machines() for r in vm.unreported_crashes()]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
+    # any machine the test made or used: a kernel report fails the test, whichever path
+    # (console, SSH, its own Machine) it took, even when every command succeeded
+    crashes = _unreported_crashes() if report.when in ("call", "teardown") else []
+    for vm, crash in crashes:
+        text = f"GuestCrash: {crash} (console log: {vm.console_log if vm.log_dir else '-'})"
+        if report.passed:
+            report.outcome = "failed"
+            report.longrepr = f"{text}\n\n{crash.excerpt}"
+        elif hasattr(report.longrepr, "addsection"):
+            report.longrepr.addsection("barmap kernel report", f"{text}\n\n{crash.excerpt}")  # type: ignore[union-attr]
     if not report.failed:
         return
     funcargs = getattr(item, "funcargs", {})
     vm = next((v for v in funcargs.values() if isinstance(v, Machine)), None)
+    vm = vm or (crashes[0][0] if crashes else None)
     if vm is None:
         return
+    # the console as the test left it, before the report's own dmesg adds to it
+    console = vm.console_text()[-6000:]
     base = Path(item.config.getoption("--barmap-artifacts"))
     files = _collect(vm, base / _safe_name(f"{item.nodeid}-{report.when}"))
-    sections = [("barmap console tail", vm.console_text()[-6000:])]
+    sections = [("barmap console (as the test left it)", console)]
     if "dmesg" in files:
         sections.append(("barmap dmesg", files["dmesg"].read_text()[-6000:]))
+    else:
+        sections.append(("barmap dmesg", "not read: the guest does not answer its console"))
     sections.append(("barmap evidence", "\n".join(f"{n}: {p.resolve()}" for n, p in files.items())))
     for title, text in sections:
         # in the failure's own text, so it also reaches the JUnit XML <failure> body

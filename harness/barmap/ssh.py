@@ -11,7 +11,9 @@ import base64
 import logging
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import paramiko
 
@@ -62,9 +64,21 @@ class _ExactHostKey(paramiko.MissingHostKeyPolicy):
 class SshSession:
     """``exec`` with exit status, and file transfer, over one SSH connection."""
 
-    def __init__(self, port: int, keys: SshKeys, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        port: int,
+        keys: SshKeys,
+        timeout: float = 60.0,
+        *,
+        check_crash: Callable[[], None] = lambda: None,
+        timed_out: Callable[[str, float], NoReturn] | None = None,
+    ) -> None:
+        """``check_crash`` raises GuestCrash once the guest's kernel has reported a failure;
+        ``timed_out(command, seconds)`` raises the error of a command that did not end."""
         self.port = port
         self.keys = keys
+        self._check_crash = check_crash
+        self._timed_out = timed_out
         self.client = paramiko.SSHClient()
         self.client.set_missing_host_key_policy(_ExactHostKey(keys.host_public))
         # paramiko logs each refused early attempt with a traceback; the last error is ours
@@ -84,11 +98,43 @@ class SshSession:
         raise MachineError(f"ssh to 127.0.0.1:{port} failed within {timeout:.0f} s: {last}")
 
     def exec(self, command: str, timeout: float = 60.0) -> tuple[int, str, str]:
-        """(exit status, stdout, stderr) of ``command`` in the guest."""
-        _, stdout, stderr = self.client.exec_command(command, timeout=timeout)
-        out = stdout.read().decode(errors="replace")
-        err = stderr.read().decode(errors="replace")
-        return stdout.channel.recv_exit_status(), out, err
+        """(exit status, stdout, stderr) of ``command`` in the guest.
+
+        Raises GuestCrash when the guest's kernel reports a failure while it runs (or by
+        its end: a command the report stopped never ends), and the machine's timeout error,
+        with the console's last words, when it does not end within ``timeout``.
+        """
+        transport = self.client.get_transport()
+        if transport is None or not transport.is_active():
+            raise MachineError(f"ssh to 127.0.0.1:{self.port}: the connection is gone")
+        chan = transport.open_session()
+        chan.exec_command(command)
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                while chan.recv_ready():
+                    out += chan.recv(65536)
+                while chan.recv_stderr_ready():
+                    err += chan.recv_stderr(65536)
+                if (
+                    chan.exit_status_ready()
+                    and not chan.recv_ready()
+                    and not chan.recv_stderr_ready()
+                ):
+                    break
+                self._check_crash()
+                if time.monotonic() > deadline:
+                    self._check_crash()
+                    if self._timed_out is not None:
+                        self._timed_out(command, timeout)
+                    raise MachineError(f"ssh command {command!r}: no end within {timeout:.0f} s")
+                time.sleep(0.02)
+            status = chan.recv_exit_status()
+        finally:
+            chan.close()
+        self._check_crash()
+        return status, out.decode(errors="replace"), err.decode(errors="replace")
 
     def put(self, local: Path, remote: str, mode: int = 0o644) -> None:
         """Copy a host file to the guest (the image's dropbear has no SFTP: ``cat`` over exec)."""

@@ -36,7 +36,7 @@ def test_failure_keeps_console_dmesg_and_qmp_events(
         timeout=300,
     )  # fmt: skip
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*barmap console tail*", "*barmap dmesg*"])
+    result.stdout.fnmatch_lines(["*barmap console (as the test left it)*", "*barmap dmesg*"])
     dirs = list(artifacts.iterdir())
     assert len(dirs) == 1 and "test_fails" in dirs[0].name
     files = {p.name: p for p in dirs[0].iterdir()}
@@ -47,3 +47,65 @@ def test_failure_keeps_console_dmesg_and_qmp_events(
     assert failure is not None and failure.text is not None
     assert f"dmesg: {files['dmesg.txt'].resolve()}" in failure.text
     assert "inner-test-was-here" in failure.text  # the dmesg excerpt itself
+
+
+def test_a_kernel_report_fails_the_test_on_every_path(
+    pytester: pytest.Pytester, barmap_config: MachineConfig, tmp_path: Path
+) -> None:
+    """A report (here sysrq's backtrace, a Call Trace) fails a test that passed otherwise:
+    on the console, over SSH in the foreground and in the background, in a Machine of the
+    test's own and in barmap_vm; and an SSH command that never ends is a ConsoleTimeout."""
+    pytester.makepyfile(
+        test_inner=f"""
+        import time
+        from pathlib import Path
+        import pytest
+        from barmap import Machine
+        from barmap.config import MachineConfig
+        from barmap.errors import ConsoleTimeout
+
+        TRACE = "echo 8 > /proc/sys/kernel/printk; echo l > /proc/sysrq-trigger"
+
+        def _own(tmp_path):
+            return Machine(MachineConfig(qemu=Path({str(barmap_config.qemu)!r}),
+                                         kernel=Path({str(barmap_config.kernel)!r}),
+                                         initrd=Path({str(barmap_config.initrd)!r}),
+                                         accel={barmap_config.accel!r}, ssh=True),
+                           log_dir=tmp_path)
+
+        def test_console_foreground(barmap_vm):
+            barmap_vm.run(TRACE)
+
+        def test_barmap_vm_background(barmap_vm):
+            barmap_vm.run("(sleep 0.3; " + TRACE + ") >/dev/null 2>&1 &")
+            time.sleep(3)
+
+        def test_ssh_foreground(tmp_path):
+            with _own(tmp_path) as vm:
+                vm.ssh().exec(TRACE)
+
+        def test_ssh_background_in_its_own_machine(tmp_path):
+            with _own(tmp_path) as vm:
+                vm.ssh().exec("(sleep 0.3; " + TRACE + ") >/dev/null 2>&1 &")
+                time.sleep(3)
+
+        def test_ssh_timeout_is_the_harness_s_own_error(tmp_path):
+            with _own(tmp_path) as vm:
+                with pytest.raises(ConsoleTimeout, match="no end within 2 s") as err:
+                    vm.ssh().exec("echo '<2>last-words' > /dev/kmsg; sleep 30", timeout=2)
+                assert "last-words" in err.value.console_tail
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider",
+        f"--barmap-qemu={barmap_config.qemu}", f"--barmap-kernel={barmap_config.kernel}",
+        f"--barmap-initrd={barmap_config.initrd}", f"--barmap-accel={barmap_config.accel}",
+        f"--barmap-artifacts={tmp_path / 'artifacts'}",
+        timeout=600,
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=4)
+    out = result.stdout.str()
+    for name in ("test_console_foreground", "test_barmap_vm_background", "test_ssh_foreground",
+                 "test_ssh_background_in_its_own_machine"):  # fmt: skip
+        assert f"FAILED test_inner.py::{name}" in out, out[-3000:]
+    assert out.count("GuestCrash") >= 4 and "call-trace" in out, out[-3000:]
