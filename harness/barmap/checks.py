@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from barmap.errors import CommandFailed
@@ -53,6 +55,34 @@ def insmod_command(vm: Machine, *, reserved: bool = True) -> str:
 def load_module(vm: Machine, *, reserved: bool = True, device: str = "/dev/barmap0") -> None:
     vm.run(insmod_command(vm, reserved=reserved), check=True)
     vm.run(f"test -c {device}", check=True)
+
+
+def insmod(vm: Machine, ko: str, params: str = "", *, expect_bound: str | None = None) -> list[str]:
+    """Load a module of the guest's (``ko``: its guest path) and return what the kernel
+    said about it.  CommandFailed, quoting those lines, when insmod fails, when a probe of
+    the driver failed (insmod succeeds anyway), or when ``expect_bound`` (a guest BDF) is
+    not bound to it afterwards."""
+    name = Path(ko).stem.replace("-", "_")
+    before = int(vm.run("dmesg | wc -l", check=True).output.strip() or 0)
+    status, out = vm.run(f"insmod {ko} {params}".rstrip())
+    said = vm.run(f"dmesg | tail -n +{before + 1}").output.splitlines()
+    mine = [ln for ln in said if name in ln or (expect_bound and expect_bound in ln)
+            or ("probe" in ln and "failed" in ln)]  # fmt: skip
+    problem = ""
+    if status != 0:
+        problem = f"insmod {ko} failed (status {status}): {out.strip()}"
+    elif any(re.search(r"probe.*failed|failed with error", ln) for ln in mine):
+        problem = f"{name} loaded, but a probe failed"
+    elif expect_bound:
+        driver = vm.run(f"basename $(readlink /sys/bus/pci/devices/{expect_bound}/driver)"
+                        " 2>/dev/null").output.strip()  # fmt: skip
+        if driver.replace("-", "_") != name:
+            problem = f"{name} loaded, but {expect_bound} is bound to {driver or 'no driver'}"
+    if problem:
+        quoted = "\n".join(mine[-20:]) or "(the kernel said nothing about it)"
+        raise CommandFailed(f"{problem}; the kernel said:\n{quoted}", command=f"insmod {ko}",
+                            status=status, output=out, **vm.error_kw())  # fmt: skip
+    return mine
 
 
 def reload_module(vm: Machine, params: str = "") -> None:

@@ -346,6 +346,26 @@ def _atlas_write(result: dict[str, Any], out: Path, docs: Path | None) -> None:
         docs.write_text(atlas_report.docs_markdown(result) + "\n")
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    """The exports a build or test of your own needs, for eval in a shell."""
+    import shlex
+
+    from barmap.kbuild import kdir
+
+    art = _artifacts(args)
+    values = {
+        "BARMAP_DIR": str(REPO_ROOT),
+        "BARMAP_QEMU": str(art.qemu),
+        "BARMAP_KERNEL": str(art.kernel),
+        "BARMAP_INITRD": str(art.initrd),
+        "BARMAP_KENV": str(art.kernel_env),
+        "BARMAP_KDIR": str(kdir(art.kernel_env)),
+    }
+    for name, value in values.items():
+        print(f"export {name}={shlex.quote(value)}")
+    return 0
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     return subprocess.call(["make", "-C", str(REPO_ROOT), args.what])
 
@@ -483,6 +503,14 @@ def parser() -> argparse.ArgumentParser:
     at.add_argument("--render", type=Path, metavar="JSON",
                     help="no run: the documents of an earlier run's JSON, again")  # fmt: skip
     at.set_defaults(func=cmd_atlas)
+
+    en = sub.add_parser("env", help="the exports your own module build and tests need")
+    en.add_argument("--suite", help=SUITE_HELP)
+    en.add_argument("--qemu", help=argparse.SUPPRESS)
+    en.add_argument("--kernel", help=argparse.SUPPRESS)
+    en.add_argument("--initrd", help=argparse.SUPPRESS)
+    en.add_argument("--boot", choices=BOOTS, help=argparse.SUPPRESS)
+    en.set_defaults(func=cmd_env)
 
     doc = sub.add_parser("doctor", help="what is installed, cached and usable")
     doc.add_argument("--suite", help=SUITE_HELP)

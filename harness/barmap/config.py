@@ -61,6 +61,8 @@ class MachineConfig:
     boot_log: bool = False  # every kernel message on the console, not only warnings and worse
     extra_args: tuple[str, ...] = ()
     ssh: bool = False
+    # host files the guest finds at boot: (host path, guest path), in an initrd overlay
+    files: tuple[tuple[Path, str], ...] = ()
     gdb_port: int | None = None
     # QEMU trace event patterns (``-trace enable=barmap_*``); the events go to trace.log
     trace: tuple[str, ...] = ()
@@ -101,6 +103,11 @@ class MachineConfig:
                     f"reservation {self.reservation.base:#x}+{self.reservation.size:#x} "
                     f"lies outside the guest's {self.memory_mb} MiB of RAM"
                 )
+        for host, guest in self.files:
+            if not Path(host).is_file():
+                raise ConfigError(f"file for the guest not found: {host}")
+            if not guest.startswith("/") or guest.endswith("/"):
+                raise ConfigError(f"guest path {guest!r}: an absolute file path, like /root/x.ko")
         for path, what in (
             (self.qemu, "QEMU binary"),
             (self.kernel, "kernel"),

@@ -35,7 +35,7 @@ from barmap.console import CommandResult, Console, ConsoleDrain, Shell
 from barmap.crash import CrashReport
 from barmap.errors import ConsoleTimeout, GuestCrash, MachineDied, MachineError, QEMUStartError
 from barmap.launcher import QEMUProcess
-from barmap.overlay import initrd_with_overlay
+from barmap.overlay import files_overlay, initrd_with_overlay
 from barmap.paths import ssh_initrd
 from barmap.qmp import Monitor
 from barmap.rundir import RunDir
@@ -157,11 +157,13 @@ class Machine:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.console_log.write_bytes(b"")
         self.accel = resolve_accel(self.config.accel, self.config.qemu, self.config.kernel)
+        pieces = files_overlay(self.config.files)
         if self.config.ssh:
             self._ssh_keys = SshKeys(self.rundir)
             # the SSH server, when the image keeps it apart (a user's own image may hold it)
             server = ssh_initrd(self.config.initrd)
-            pieces = self._ssh_keys.overlay() + (server.read_bytes() if server.is_file() else b"")
+            pieces += self._ssh_keys.overlay() + (server.read_bytes() if server.is_file() else b"")
+        if pieces:
             self._initrd = initrd_with_overlay(
                 self.config.initrd, pieces, self.rundir / "initrd.img"
             )

@@ -6,6 +6,7 @@ keys reach the guest without rebuilding the image.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -41,3 +42,17 @@ def initrd_with_overlay(base: Path, overlay: bytes, out: Path) -> Path:
         dst.write(overlay)
         dst.write(base.read_bytes())
     return out
+
+
+def files_overlay(files: tuple[tuple[Path, str], ...]) -> bytes:
+    """An archive of host files at their guest paths (the directories made as needed)."""
+    if not files:
+        return b""
+    dirs: dict[str, int] = {}
+    for _, guest in files:
+        parent = str(Path(guest).parent)
+        while parent not in ("/", ""):
+            dirs[parent] = 0o755
+            parent = str(Path(parent).parent)
+    return cpio_archive({g: (0o755 if os.access(h, os.X_OK) else 0o644, Path(h).read_bytes())
+                         for h, g in files}, dirs)  # fmt: skip

@@ -14,18 +14,26 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from barmap.accel import cached_probe
 from barmap.artifacts import BOOTS, Artifacts, find_artifacts
-from barmap.checks import load_module
+from barmap.checks import insmod, load_module
 from barmap.config import ACCELS, DEFAULT_MACHINE, MACHINE_TYPES, MachineConfig
 from barmap.crash import CrashReport
 from barmap.errors import BarmapError, ConfigError
+from barmap.kbuild import build_module, kdir
 from barmap.launcher import leftover_qemu_pids
 from barmap.machine import Machine, all_machines
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from barmap import pytest_hooks
+
+    pluginmanager.add_hookspecs(pytest_hooks)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,6 +57,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="build/test-artifacts",
         help="where failing guest tests keep console log, dmesg and QMP events",
     )
+    g.addoption("--barmap-module", action="append", default=[], metavar="PATH",
+                help="a module of yours for the session guest, loaded in its place of"
+                " barmap.ko before the state is saved: a .ko, or a source directory built"
+                " against the guest kernel (repeatable; loaded in order)")  # fmt: skip
+    g.addoption("--barmap-module-args", default="", metavar="ARGS",
+                help="module parameters for the (last) --barmap-module")  # fmt: skip
     g.addoption("--barmap-no-restore", action="store_true",
                 help="do not restore the booted snapshot before each test")  # fmt: skip
 
@@ -90,7 +104,8 @@ def barmap_artifacts(request: pytest.FixtureRequest) -> Artifacts:
 def barmap_config(request: pytest.FixtureRequest, barmap_artifacts: Artifacts) -> MachineConfig:
     accel = request.config.getoption("--barmap-accel") or os.environ.get("BARMAP_ACCEL", "auto")
     machine = request.config.getoption("--barmap-machine")
-    return barmap_artifacts.machine_config(accel=accel, machine=machine)
+    config = barmap_artifacts.machine_config(accel=accel, machine=machine)
+    return request.config.hook.pytest_barmap_configure(config=config) or config
 
 
 class SessionVM:
@@ -104,15 +119,50 @@ class SessionVM:
 
 
 @pytest.fixture(scope="session")
+def barmap_kdir(barmap_artifacts: Artifacts) -> Path:
+    """The guest kernel's build tree: ``make -C KDIR M=$PWD modules`` builds for the guest
+    (``barmap.kbuild.build_module`` adds what a Debian 13 kernel needs on a Debian 12 host)."""
+    try:
+        return kdir(barmap_artifacts.kernel_env)
+    except ConfigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def barmap_modules(request: pytest.FixtureRequest, barmap_artifacts: Artifacts) -> list[Path]:
+    """The ``--barmap-module`` modules as .ko files on the host (directories built)."""
+    modules: list[Path] = []
+    for given in request.config.getoption("--barmap-module"):
+        path = Path(given)
+        try:
+            modules += build_module(path, barmap_artifacts.kernel_env) if path.is_dir() else [path]
+        except ConfigError as exc:
+            pytest.fail(f"--barmap-module {given}: {exc}", pytrace=False)
+        if not modules[-1].is_file():
+            pytest.fail(f"--barmap-module {given}: no such file", pytrace=False)
+    return modules
+
+
+@pytest.fixture(scope="session")
 def barmap_session(
     request: pytest.FixtureRequest,
     barmap_config: MachineConfig,
+    barmap_modules: list[Path],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[SessionVM]:
-    """One booted guest for the session, with the driver loaded and its state saved."""
+    """One booted guest for the session, with the driver (barmap.ko, or the --barmap-module
+    modules) loaded, the prepare hook run, and its state saved."""
     work = tmp_path_factory.mktemp("barmap-session")
-    with Machine(barmap_config, log_dir=work) as vm:
-        load_module(vm)
+    guest = {ko: f"/lib/modules/user/{ko.name}" for ko in barmap_modules}
+    config = replace(barmap_config, files=(*barmap_config.files, *guest.items()))
+    with Machine(config, log_dir=work) as vm:
+        if not barmap_modules:
+            load_module(vm)
+        for i, ko in enumerate(barmap_modules):
+            last = i == len(barmap_modules) - 1
+            params = request.config.getoption("--barmap-module-args") if last else ""
+            insmod(vm, guest[ko], params)
+        request.config.hook.pytest_barmap_prepare(vm=vm)
         session = SessionVM(vm, work / "booted.state",
                             not request.config.getoption("--barmap-no-restore"))  # fmt: skip
         if session.restore:
