@@ -206,3 +206,28 @@ def test_invalid_values_refused_on_hotplug(props: dict[str, object], message: st
         # the slot is free for a good one
         qt.qmp("device_add", driver="barmap", id="good", bus="pci.0", addr="0x6")
         assert qt.pci.device(6 << 3).present()
+
+
+def test_hotplug_and_unplug_a_posing_device() -> None:
+    """Every region of the new layout is released: the unplug completes (DEVICE_DELETED)."""
+    props = {
+        "vendor-id": 0x8086,
+        "device-id": 0x10D3,
+        "reg-size": 0x10000,
+        "bar2-64bit": False,
+        "size": 0x100000,
+        "io-bar-size": 256,
+    }
+    with QTest() as qt:
+        for _ in range(2):
+            qt.qmp("device_add", driver="barmap", id="hp", bus="pci.0", addr="0x6", **props)
+            pci = qt.pci.device(6 << 3)
+            assert pci.cfg_read(0) == 0x10D3_8086
+            port = pci.iomap(R["BARMAP_IO_BAR"])
+            pci.enable(io=True)
+            assert qt.inl(port) == MAGIC
+            qt.qmp("device_del", id="hp")
+            qt.acpi_eject(6)
+            qt.monitor.event_wait("DEVICE_DELETED", {"device": "hp"}, timeout=10)
+            assert not pci.present()
+            assert qt.inl(port) == 0xFFFFFFFF
