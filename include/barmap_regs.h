@@ -20,11 +20,28 @@
 #define BARMAP_PCI_SUBDEVICE_ID		0x1100
 #define BARMAP_PCI_CLASS		0x0580	/* memory controller, other */
 #define BARMAP_PCI_REVISION		0x01
+/* the defaults of the vendor-id, device-id, subsystem-*, class-code, revision properties */
+#define BARMAP_PCI_CLASS_CODE		(BARMAP_PCI_CLASS << 8)	/* with prog-if 0 */
+
+/* Config space: fixed capability offsets (MSI first in the list, then PM) */
+#define BARMAP_CFG_MSI			0x40	/* MSI, 64-bit, 1 vector, no masking */
+#define BARMAP_CFG_PM			0x50	/* PCI power management */
+#define BARMAP_CFG_PM_PMC		(BARMAP_CFG_PM + 2)	/* PMC: version 3, D3hot only, no PME */
+#define BARMAP_CFG_PM_CSR		(BARMAP_CFG_PM + 4)	/* PMCSR: bits 1..0 the D-state */
+#define BARMAP_PM_PMC			0x0003	/* PM spec 1.2; no D1, D2, PME, DSI */
+#define BARMAP_PM_STATE_MASK		0x0003
+#define BARMAP_PM_STATE_D0		0
+#define BARMAP_PM_STATE_D3HOT		3
+#define BARMAP_PM_NO_SOFT_RESET		0x0008	/* PMCSR bit 3, RO 1: D3hot -> D0 keeps all state */
 
 /* BARs */
 #define BARMAP_REG_BAR			0	/* 32-bit MMIO, registers */
-#define BARMAP_MEM_BAR			2	/* 64-bit prefetchable, RAM */
-#define BARMAP_REG_BAR_SIZE		0x1000
+#define BARMAP_MEM_BAR			2	/* 64-bit prefetchable by default, RAM */
+#define BARMAP_IO_BAR			4	/* optional (io-bar-size): the registers in I/O space */
+#define BARMAP_REG_BAR_SIZE		0x1000	/* the register block; reg-size's default and minimum */
+#define BARMAP_BAR32_SIZE_MAX		0x10000000	/* 256 MiB: the largest 32-bit memory BAR */
+#define BARMAP_IO_SIZE_MIN		0x4
+#define BARMAP_IO_SIZE_MAX		0x100	/* 256 bytes, the PCI limit for an I/O BAR */
 #define BARMAP_MEM_SIZE_DEFAULT		0x1000000	/* 16 MiB */
 #define BARMAP_MEM_SIZE_MIN		0x1000
 #define BARMAP_MEM_SIZE_MAX		0x100000000ULL	/* 4 GiB */
@@ -89,6 +106,7 @@
 #define BARMAP_DMA_ERR_BUSY		5	/* START while a transfer runs */
 #define BARMAP_DMA_ERR_INJECTED		6	/* BARMAP_FAULT_DMA_ERROR was set */
 #define BARMAP_DMA_ERR_NO_MASTER	7	/* PCI bus mastering is disabled */
+#define BARMAP_DMA_ERR_POWER		8	/* the function is in D3hot (PMCSR) */
 
 #define BARMAP_DMA_MAX_LEN		0x100000	/* 1 MiB per transfer */
 

@@ -3,14 +3,21 @@
  * barmap: a PCI device for testing how drivers map device memory into
  * userspace (remap_pfn_range vs dma_mmap_coherent).
  *
- *   BAR0  4 KiB MMIO registers (include/barmap_regs.h, docs/device.md)
- *   BAR2  64-bit prefetchable RAM of `size` bytes, or a memory backend
- *         (`memdev=`) so the host sees the very bytes the guest sees
+ *   BAR0  MMIO registers (include/barmap_regs.h, docs/device.md), 4 KiB
+ *         or `reg-size` (the space above the register block is reserved)
+ *   BAR2  RAM of `size` bytes (64-bit prefetchable unless bar2-64bit or
+ *         bar2-prefetch say otherwise), or a memory backend (`memdev=`) so
+ *         the host sees the very bytes the guest sees
+ *   BAR4  optional (`io-bar-size`): the first bytes of the register block
+ *         again, in I/O space
  *
  * plus a DMA engine (guest memory <-> BAR2, through pci_dma_* so a vIOMMU
- * applies), INTx and MSI, and fault injection (BAR2 reads all-ones, BAR2
+ * applies), INTx and MSI, a PCI power management capability (D0, D3hot),
+ * fault injection (a dead link: BAR2 and config space read all-ones; BAR2
  * not decoded, DMA errors, lost interrupts) settable from the guest through
- * the FAULT register and from the host through the fault-* QOM properties.
+ * the FAULT register and from the host through the fault-* QOM properties,
+ * and identity properties (vendor-id, device-id, ...) to pose as another
+ * card.
  *
  * In the style of hw/misc/edu.c and hw/misc/ivshmem.c.  Unlike edu, no guest
  * value can abort QEMU: every bad access is logged (LOG_GUEST_ERROR) and
@@ -46,7 +53,8 @@ struct BarmapState {
     MemoryRegion bar2;          /* BAR2: a container ... */
     MemoryRegion ram;           /* ... holding our own RAM, */
     MemoryRegion *mem;          /* or the memdev's region: what BAR2 holds */
-    MemoryRegion ones;          /* FAULT_ALL_ONES overlay, priority 1 */
+    MemoryRegion ones;          /* all-ones (dead link, D3hot), priority 1 */
+    MemoryRegion io;            /* BAR4, with io-bar-size */
     QEMUTimer dma_timer;
 
     /* properties */
@@ -55,6 +63,16 @@ struct BarmapState {
     uint32_t dma_delay_ns;
     HostMemoryBackend *hostmem;
     bool has_msi;
+    uint16_t vendor_id;
+    uint16_t device_id;
+    uint16_t subsys_vendor_id;
+    uint16_t subsys_id;
+    uint32_t class_code;        /* base class << 16 | subclass << 8 | prog-if */
+    uint8_t revision;
+    uint64_t reg_size;          /* BAR0 */
+    bool bar2_64bit;
+    bool bar2_prefetch;
+    uint64_t io_size;           /* BAR4, 0: none */
 
     /* registers */
     uint32_t scratch;
@@ -81,13 +99,23 @@ struct BarmapState {
     bool irq_pending;           /* (irq_status & irq_mask) != 0, last seen */
 };
 
+/* Power management: the D-state lives in PMCSR, in config space */
+
+static bool barmap_d3hot(BarmapState *s)
+{
+    uint16_t pmcsr = pci_get_word(s->pdev.config + BARMAP_CFG_PM_CSR);
+
+    return (pmcsr & BARMAP_PM_STATE_MASK) == BARMAP_PM_STATE_D3HOT;
+}
+
 /* Interrupts */
 
 static void barmap_update_irq(BarmapState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
     bool pending = (s->irq_status & s->irq_mask) != 0;
-    bool lost = s->fault & BARMAP_FAULT_IRQ_LOST;
+    /* a function in D3hot signals no interrupt, as under FAULT_IRQ_LOST */
+    bool lost = (s->fault & BARMAP_FAULT_IRQ_LOST) || barmap_d3hot(s);
     bool msi = s->has_msi && msi_enabled(pdev);
 
     trace_barmap_irq_update(s->irq_status, s->irq_mask, pending, msi, lost);
@@ -109,14 +137,21 @@ static void barmap_raise_irq(BarmapState *s, uint32_t bits)
     barmap_update_irq(s);
 }
 
-/* Faults */
+/* Faults and power state: what BAR2 shows */
+
+static void barmap_apply_regions(BarmapState *s)
+{
+    bool ones = (s->fault & BARMAP_FAULT_ALL_ONES) || barmap_d3hot(s);
+
+    memory_region_transaction_begin();
+    memory_region_set_enabled(&s->ones, ones);
+    memory_region_set_enabled(s->mem, !(s->fault & BARMAP_FAULT_NO_DECODE));
+    memory_region_transaction_commit();
+}
 
 static void barmap_apply_fault(BarmapState *s)
 {
-    memory_region_transaction_begin();
-    memory_region_set_enabled(&s->ones, s->fault & BARMAP_FAULT_ALL_ONES);
-    memory_region_set_enabled(s->mem, !(s->fault & BARMAP_FAULT_NO_DECODE));
-    memory_region_transaction_commit();
+    barmap_apply_regions(s);
     barmap_update_irq(s);
 }
 
@@ -171,6 +206,9 @@ static uint32_t barmap_dma_check(BarmapState *s, uint64_t bus, uint64_t off,
     last = bus + (len - 1);
     if (last < bus || (bus & ~s->dma_mask) || (last & ~s->dma_mask)) {
         return BARMAP_DMA_ERR_MASK;
+    }
+    if (barmap_d3hot(s)) {
+        return BARMAP_DMA_ERR_POWER;
     }
     if (!barmap_bus_master(s)) {
         return BARMAP_DMA_ERR_NO_MASTER;
@@ -435,6 +473,12 @@ static uint64_t barmap_mmio_read(void *opaque, hwaddr addr, unsigned size)
     uint64_t val;
     bool known, known_hi = true;
 
+    if (barmap_d3hot(s)) {
+        /* D3hot: only config cycles are answered (Unsupported Request) */
+        val = MAKE_64BIT_MASK(0, size * 8);
+        trace_barmap_d3hot_access("read", addr, size, val);
+        return val;
+    }
     switch (size) {
     case 8:
         val = barmap_reg_read(s, addr, &known);
@@ -463,6 +507,10 @@ static void barmap_mmio_write(void *opaque, hwaddr addr, uint64_t val,
 {
     BarmapState *s = opaque;
 
+    if (barmap_d3hot(s)) {
+        trace_barmap_d3hot_access("write dropped", addr, size, val);
+        return;
+    }
     trace_barmap_mmio_write(addr, size, val);
     switch (size) {
     case 8:
@@ -530,24 +578,111 @@ static const MemoryRegionOps barmap_ones_ops = {
     },
 };
 
-/* Config space: MSI enable/disable moves the interrupt between INTx and MSI */
+/*
+ * Config space.  Under FAULT_ALL_ONES (a dead link) the guest's config
+ * cycles read all-ones and writes are dropped; only they go through these
+ * hooks (pci_host_config_{read,write}_common), while QEMU itself (BAR
+ * mapping, MSI, migration, reset, info pci) uses pdev->config directly and
+ * so keeps the real state.
+ */
 
+static uint32_t barmap_config_read(PCIDevice *pdev, uint32_t addr, int len)
+{
+    BarmapState *s = BARMAP(pdev);
+
+    if (s->fault & BARMAP_FAULT_ALL_ONES) {
+        trace_barmap_config_dead("read", addr, len, 0);
+        return MAKE_64BIT_MASK(0, len * 8);
+    }
+    return pci_default_read_config(pdev, addr, len);
+}
+
+/*
+ * PMCSR: D0 and D3hot are the states there are.  A write of D1 or D2 is
+ * discarded as the PM spec says for an unsupported state, the state staying
+ * as it was.  No_Soft_Reset is 1, so D3hot -> D0 keeps every register, the
+ * config space (BARs, COMMAND, MSI) and BAR2.
+ */
+static void barmap_pm_write(BarmapState *s, bool was_d3hot)
+{
+    uint8_t *csr = s->pdev.config + BARMAP_CFG_PM_CSR;
+    uint16_t state = pci_get_word(csr) & BARMAP_PM_STATE_MASK;
+    uint16_t old = was_d3hot ? BARMAP_PM_STATE_D3HOT : BARMAP_PM_STATE_D0;
+
+    if (state != BARMAP_PM_STATE_D0 && state != BARMAP_PM_STATE_D3HOT) {
+        trace_barmap_pm_refused(old, state);
+        pci_word_test_and_clear_mask(csr, BARMAP_PM_STATE_MASK);
+        pci_word_test_and_set_mask(csr, old);
+        return;
+    }
+    if (state != old) {
+        trace_barmap_pm(old, state);
+        barmap_apply_regions(s);
+    }
+}
+
+/* and MSI enable/disable moves the interrupt between INTx and MSI */
 static void barmap_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
                                 int len)
 {
+    BarmapState *s = BARMAP(pdev);
+    bool was_d3hot = barmap_d3hot(s);
+
+    if (s->fault & BARMAP_FAULT_ALL_ONES) {
+        trace_barmap_config_dead("write dropped", addr, len, val);
+        return;
+    }
     pci_default_write_config(pdev, addr, val, len);
-    barmap_update_irq(BARMAP(pdev));
+    if (ranges_overlap(addr, len, BARMAP_CFG_PM_CSR, 1)) {
+        barmap_pm_write(s, was_d3hot);
+    }
+    barmap_update_irq(s);
+}
+
+/*
+ * The PM capability, in the device on QEMU 7.2 and 10.0 alike: 10.0's
+ * pci_pm_init() would unmap the BARs in D3hot (reads 0 on x86), not answer
+ * all-ones as a real function does, and 7.2 has no helper at all.
+ */
+static int barmap_pm_init(PCIDevice *pdev, Error **errp)
+{
+    int cap = pci_add_capability(pdev, PCI_CAP_ID_PM, BARMAP_CFG_PM,
+                                 PCI_PM_SIZEOF, errp);
+
+    if (cap < 0) {
+        return cap;
+    }
+    pci_set_word(pdev->config + BARMAP_CFG_PM_PMC, BARMAP_PM_PMC);
+    pci_set_word(pdev->config + BARMAP_CFG_PM_CSR, BARMAP_PM_NO_SOFT_RESET);
+    pci_set_word(pdev->wmask + BARMAP_CFG_PM_CSR, BARMAP_PM_STATE_MASK);
+    return 0;
 }
 
 /* Life cycle */
 
-static void barmap_realize(PCIDevice *pdev, Error **errp)
+/* Whether val is a power of two in [min, max]; errp says so when not. */
+static bool barmap_check_size(const char *prop, uint64_t val, uint64_t min,
+                              uint64_t max, const char *what, Error **errp)
 {
-    BarmapState *s = BARMAP(pdev);
-    uint8_t *conf = pdev->config;
-    Error *err = NULL;
+    if (val >= min && val <= max && is_power_of_2(val)) {
+        return true;
+    }
+    error_setg(errp, "barmap: %s 0x%" PRIx64 " is invalid: %s must be a "
+               "power of two from 0x%" PRIx64 " to 0x%" PRIx64, prop, val,
+               what, min, max);
+    return false;
+}
+
+/*
+ * Every property is checked here, before anything is built: realize fails
+ * with a message, never half-built.  Returns BAR2's effective size, 0 on
+ * error.
+ */
+static uint64_t barmap_validate(BarmapState *s, Error **errp)
+{
     uint64_t size = s->mem_size;
-    int ret;
+    uint64_t max = s->bar2_64bit ? BARMAP_MEM_SIZE_MAX : BARMAP_BAR32_SIZE_MAX;
+    uint16_t class = s->class_code >> 8;
 
     if (s->hostmem) {
         MemoryRegion *mr;
@@ -556,7 +691,7 @@ static void barmap_realize(PCIDevice *pdev, Error **errp)
             error_setg(errp, "barmap: memdev '%s' is already in use",
                        object_get_canonical_path_component(
                            OBJECT(s->hostmem)));
-            return;
+            return 0;
         }
         mr = host_memory_backend_get_memory(s->hostmem);
         if (size && size != memory_region_size(mr)) {
@@ -565,24 +700,85 @@ static void barmap_realize(PCIDevice *pdev, Error **errp)
                        memory_region_size(mr),
                        object_get_canonical_path_component(
                            OBJECT(s->hostmem)));
-            return;
+            return 0;
         }
         size = memory_region_size(mr);
     } else if (!size) {
         size = BARMAP_MEM_SIZE_DEFAULT;
     }
-    if (size < BARMAP_MEM_SIZE_MIN || size > BARMAP_MEM_SIZE_MAX ||
-        !is_power_of_2(size)) {
-        error_setg(errp, "barmap: %s 0x%" PRIx64 " is invalid: BAR2 size "
-                   "must be a power of two from 0x%llx (4 KiB) to 0x%llx "
-                   "(4 GiB)", s->hostmem ? "memdev size" : "size", size,
-                   (unsigned long long)BARMAP_MEM_SIZE_MIN,
-                   (unsigned long long)BARMAP_MEM_SIZE_MAX);
+    if (size < BARMAP_MEM_SIZE_MIN || size > max || !is_power_of_2(size)) {
+        error_setg(errp, "barmap: %s 0x%" PRIx64 " is invalid: %s BAR2 size "
+                   "must be a power of two from 0x%llx (4 KiB) to 0x%" PRIx64
+                   " (%s)", s->hostmem ? "memdev size" : "size", size,
+                   s->bar2_64bit ? "the" : "a 32-bit (bar2-64bit=off)",
+                   (unsigned long long)BARMAP_MEM_SIZE_MIN, max,
+                   s->bar2_64bit ? "4 GiB" : "256 MiB");
+        return 0;
+    }
+    if (!barmap_check_size("reg-size", s->reg_size, BARMAP_REG_BAR_SIZE,
+                           BARMAP_BAR32_SIZE_MAX,
+                           "BAR0 (32-bit, the 4 KiB register block and "
+                           "reserved space above it)", errp)) {
+        return 0;
+    }
+    if (s->io_size &&
+        !barmap_check_size("io-bar-size", s->io_size, BARMAP_IO_SIZE_MIN,
+                           BARMAP_IO_SIZE_MAX, "the I/O BAR (0 for none)",
+                           errp)) {
+        return 0;
+    }
+    if (s->vendor_id == 0 || s->vendor_id == 0xffff) {
+        error_setg(errp, "barmap: vendor-id 0x%04x is invalid: 0x0000 and "
+                   "0xffff mean no device to the guest", s->vendor_id);
+        return 0;
+    }
+    if (s->class_code > 0xffffff) {
+        error_setg(errp, "barmap: class-code 0x%x is invalid: it is 24 bits "
+                   "(base class, subclass, prog-if)", s->class_code);
+        return 0;
+    }
+    if (class == PCI_CLASS_BRIDGE_PCI) {
+        error_setg(errp, "barmap: class-code 0x%06x is invalid: a PCI-to-PCI "
+                   "bridge class needs a type 1 header; barmap's is type 0 "
+                   "(firmware would write bus numbers over BAR2)",
+                   s->class_code);
+        return 0;
+    }
+    return size;
+}
+
+static void barmap_set_identity(BarmapState *s)
+{
+    uint8_t *conf = s->pdev.config;
+
+    pci_config_set_vendor_id(conf, s->vendor_id);
+    pci_config_set_device_id(conf, s->device_id);
+    pci_config_set_revision(conf, s->revision);
+    pci_config_set_class(conf, s->class_code >> 8);
+    pci_config_set_prog_interface(conf, s->class_code & 0xff);
+    pci_set_word(conf + PCI_SUBSYSTEM_VENDOR_ID, s->subsys_vendor_id);
+    pci_set_word(conf + PCI_SUBSYSTEM_ID, s->subsys_id);
+    pci_config_set_interrupt_pin(conf, 1);
+}
+
+static void barmap_realize(PCIDevice *pdev, Error **errp)
+{
+    BarmapState *s = BARMAP(pdev);
+    Error *err = NULL;
+    uint64_t size = barmap_validate(s, errp);
+    uint8_t bar2_type = PCI_BASE_ADDRESS_SPACE_MEMORY;
+    int ret;
+
+    if (!size) {
         return;
     }
+    barmap_set_identity(s);
 
-    pci_config_set_interrupt_pin(conf, 1);
-    ret = msi_init(pdev, 0, 1, true, false, &err);
+    /* PM first: each capability goes to the list's head, so MSI leads it */
+    if (barmap_pm_init(pdev, errp) < 0) {
+        return;
+    }
+    ret = msi_init(pdev, BARMAP_CFG_MSI, 1, true, false, &err);
     if (ret == -ENOTSUP) {
         /* The machine has no working MSI: INTx only, CAPS says so. */
         error_free(err);
@@ -613,7 +809,7 @@ static void barmap_realize(PCIDevice *pdev, Error **errp)
     s->mem_size = size;
 
     memory_region_init_io(&s->mmio, OBJECT(s), &barmap_mmio_ops, s,
-                          "barmap.regs", BARMAP_REG_BAR_SIZE);
+                          "barmap.regs", s->reg_size);
     memory_region_init(&s->bar2, OBJECT(s), "barmap.bar2", size);
     memory_region_add_subregion(&s->bar2, 0, s->mem);
     memory_region_init_io(&s->ones, OBJECT(s), &barmap_ones_ops, s,
@@ -622,10 +818,20 @@ static void barmap_realize(PCIDevice *pdev, Error **errp)
 
     pci_register_bar(pdev, BARMAP_REG_BAR, PCI_BASE_ADDRESS_SPACE_MEMORY,
                      &s->mmio);
-    pci_register_bar(pdev, BARMAP_MEM_BAR,
-                     PCI_BASE_ADDRESS_SPACE_MEMORY |
-                     PCI_BASE_ADDRESS_MEM_TYPE_64 |
-                     PCI_BASE_ADDRESS_MEM_PREFETCH, &s->bar2);
+    if (s->bar2_64bit) {
+        bar2_type |= PCI_BASE_ADDRESS_MEM_TYPE_64;
+    }
+    if (s->bar2_prefetch) {
+        bar2_type |= PCI_BASE_ADDRESS_MEM_PREFETCH;
+    }
+    pci_register_bar(pdev, BARMAP_MEM_BAR, bar2_type, &s->bar2);
+    if (s->io_size) {
+        /* the same registers, the same accessors: an I/O view of BAR0 */
+        memory_region_init_io(&s->io, OBJECT(s), &barmap_mmio_ops, s,
+                              "barmap.io", s->io_size);
+        pci_register_bar(pdev, BARMAP_IO_BAR, PCI_BASE_ADDRESS_SPACE_IO,
+                         &s->io);
+    }
 
     timer_init_ns(&s->dma_timer, QEMU_CLOCK_VIRTUAL, barmap_dma_run, s);
     barmap_apply_fault(s);
@@ -658,7 +864,8 @@ static void barmap_exit(PCIDevice *pdev)
 
 /*
  * Device reset: registers to their documented reset values, a running DMA
- * is abandoned.  BAR2 contents and FAULT (host-side fault injection, which
+ * is abandoned, the function back in D0 (the PCI core resets the rest of
+ * config space).  BAR2 contents and FAULT (host-side fault injection, which
  * may have been given on the command line) survive a reset.
  */
 static void barmap_reset(DeviceState *dev)
@@ -666,6 +873,9 @@ static void barmap_reset(DeviceState *dev)
     BarmapState *s = BARMAP(dev);
 
     trace_barmap_reset();
+    pci_word_test_and_clear_mask(s->pdev.config + BARMAP_CFG_PM_CSR,
+                                 BARMAP_PM_STATE_MASK);
+    barmap_apply_regions(s);
     s->generation++;
     timer_del(&s->dma_timer);
     s->scratch = 0;
@@ -693,10 +903,8 @@ static int barmap_post_load(void *opaque, int version_id)
     if (s->cur_len > BARMAP_DMA_MAX_LEN) {
         return -EINVAL;
     }
-    memory_region_transaction_begin();
-    memory_region_set_enabled(&s->ones, s->fault & BARMAP_FAULT_ALL_ONES);
-    memory_region_set_enabled(s->mem, !(s->fault & BARMAP_FAULT_NO_DECODE));
-    memory_region_transaction_commit();
+    /* the fault and the D-state (PMCSR came with config space) in force */
+    barmap_apply_regions(s);
     return 0;
 }
 
@@ -732,6 +940,22 @@ static BARMAP_PROPS_CONST Property barmap_properties[] = {
                        BARMAP_DMA_DELAY_NS_DEFAULT),
     DEFINE_PROP_LINK("memdev", BarmapState, hostmem, TYPE_MEMORY_BACKEND,
                      HostMemoryBackend *),
+    /* identity and layout, to pose as another card */
+    DEFINE_PROP_UINT16("vendor-id", BarmapState, vendor_id,
+                       BARMAP_PCI_VENDOR_ID),
+    DEFINE_PROP_UINT16("device-id", BarmapState, device_id,
+                       BARMAP_PCI_DEVICE_ID),
+    DEFINE_PROP_UINT16("subsystem-vendor-id", BarmapState, subsys_vendor_id,
+                       BARMAP_PCI_SUBVENDOR_ID),
+    DEFINE_PROP_UINT16("subsystem-id", BarmapState, subsys_id,
+                       BARMAP_PCI_SUBDEVICE_ID),
+    DEFINE_PROP_UINT32("class-code", BarmapState, class_code,
+                       BARMAP_PCI_CLASS_CODE),
+    DEFINE_PROP_UINT8("revision", BarmapState, revision, BARMAP_PCI_REVISION),
+    DEFINE_PROP_SIZE("reg-size", BarmapState, reg_size, BARMAP_REG_BAR_SIZE),
+    DEFINE_PROP_BOOL("bar2-64bit", BarmapState, bar2_64bit, true),
+    DEFINE_PROP_BOOL("bar2-prefetch", BarmapState, bar2_prefetch, true),
+    DEFINE_PROP_SIZE("io-bar-size", BarmapState, io_size, 0),
     BARMAP_PROPS_END
 };
 
@@ -763,6 +987,7 @@ static void barmap_class_init(ObjectClass *klass, BARMAP_CLASS_DATA data)
 
     k->realize = barmap_realize;
     k->exit = barmap_exit;
+    k->config_read = barmap_config_read;
     k->config_write = barmap_config_write;
     k->vendor_id = BARMAP_PCI_VENDOR_ID;
     k->device_id = BARMAP_PCI_DEVICE_ID;
@@ -780,7 +1005,7 @@ static void barmap_class_init(ObjectClass *klass, BARMAP_CLASS_DATA data)
                                    barmap_get_fault_all_ones,
                                    barmap_set_fault_all_ones);
     object_class_property_set_description(klass, "fault-all-ones",
-        "BAR2 reads all-ones and drops writes (dead PCIe link)");
+        "BAR2 and config space read all-ones and drop writes (dead link)");
     object_class_property_add_bool(klass, "fault-no-decode",
                                    barmap_get_fault_no_decode,
                                    barmap_set_fault_no_decode);

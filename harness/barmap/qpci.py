@@ -1,14 +1,15 @@
 """PCI devices under qtest: BAR sizing and assignment, after libqos's ``qpci_iomap``.
 
 A test asks for a BAR and gets its address; nothing hard-codes where BARs
-are.  ``PCIBus`` allocates from two windows, as firmware would: 32-bit memory
+are.  ``PCIBus`` allocates from three windows, as firmware would: 32-bit memory
 BARs below the IOAPIC (from 0xE0000000, where libqos starts too), 64-bit ones
-above 16 GiB, clear of any guest RAM a test machine has.  The allocator never
-frees (nor does libqos's): a machine lives for one test.
+above 16 GiB, clear of any guest RAM a test machine has, and I/O BARs from
+port 0xC000 (libqos's pc I/O window).  The allocator never frees (nor does
+libqos's): a machine lives for one test.
 
     dev = qt.pci.device(devfn)
-    regs = dev.iomap(0)          # sized, placed, programmed
-    dev.enable()                 # memory decoding and bus mastering on
+    regs = dev.iomap(0)          # sized, placed, programmed (an I/O BAR: its port)
+    dev.enable()                 # memory decoding and bus mastering on (io=True: I/O too)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 PCI_VENDOR_ID = 0x00
 PCI_COMMAND = 0x04
+PCI_COMMAND_IO = 0x1
 PCI_COMMAND_MEMORY = 0x2
 PCI_COMMAND_MASTER = 0x4
 PCI_STATUS = 0x06
@@ -33,6 +35,7 @@ PCI_CAPABILITY_LIST = 0x34
 
 MMIO32_WINDOW = (0xE000_0000, 0xFEC0_0000)
 MMIO64_WINDOW = (0x4_0000_0000, 0x100_0000_0000)
+IO_WINDOW = (0xC000, 0x1_0000)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class BarInfo:
     size: int
     is_64: bool
     prefetch: bool
+    is_io: bool = False
 
 
 def decode_bar(lo: int, hi: int = 0) -> BarInfo | None:
@@ -57,6 +61,16 @@ def decode_bar(lo: int, hi: int = 0) -> BarInfo | None:
         bits |= 0xFFFF_FFFF_0000_0000
     size = (~bits & 0xFFFF_FFFF_FFFF_FFFF) + 1
     return BarInfo(size, is_64, bool(lo & PCI_BASE_ADDRESS_MEM_PREFETCH))
+
+
+def decode_io_bar(val: int) -> BarInfo | None:
+    """An I/O BAR's info from what reads back after writing all-ones."""
+    if not val & PCI_BASE_ADDRESS_SPACE_IO:
+        raise ValueError("not an I/O BAR")
+    bits = val & 0xFFFF_FFFC
+    if bits == 0:
+        return None
+    return BarInfo((~bits & 0xFFFF_FFFF) + 1, is_64=False, prefetch=False, is_io=True)
 
 
 class Window:
@@ -86,6 +100,7 @@ class PCIBus:
         self.qt = qt
         self.mmio32 = Window(*MMIO32_WINDOW)
         self.mmio64 = Window(*MMIO64_WINDOW)
+        self.io = Window(*IO_WINDOW)
         # (devfn, bar) -> (address, size) of what iomap placed
         self.assigned: dict[tuple[int, int], tuple[int, int]] = {}
 
@@ -116,8 +131,10 @@ class PCIDevice:
         self.cfg_write(reg, 0xFFFF_FFFF)
         lo = self.cfg_read(reg)
         self.cfg_write(reg, old_lo)
+        if lo & PCI_BASE_ADDRESS_SPACE_IO:
+            return decode_io_bar(lo)
         hi = 0
-        if lo & PCI_BASE_ADDRESS_MEM_TYPE_64 and not lo & PCI_BASE_ADDRESS_SPACE_IO:
+        if lo & PCI_BASE_ADDRESS_MEM_TYPE_64:
             old_hi = self.cfg_read(reg + 4)
             self.cfg_write(reg + 4, 0xFFFF_FFFF)
             hi = self.cfg_read(reg + 4)
@@ -125,14 +142,16 @@ class PCIDevice:
         return decode_bar(lo, hi)
 
     def bar_address(self, bar: int) -> int:
-        """Where memory BAR ``bar`` is programmed now (0: not placed)."""
+        """Where BAR ``bar`` is programmed now (0: not placed; an I/O BAR: its port)."""
         reg = PCI_BASE_ADDRESS_0 + 4 * bar
         lo = self.cfg_read(reg)
+        if lo & PCI_BASE_ADDRESS_SPACE_IO:
+            return lo & 0xFFFF_FFFC
         hi = self.cfg_read(reg + 4) if lo & PCI_BASE_ADDRESS_MEM_TYPE_64 else 0
         return (hi << 32) | (lo & 0xFFFF_FFF0)
 
     def iomap(self, bar: int) -> int:
-        """Place BAR ``bar`` (memory) in its window and program it; its address.
+        """Place BAR ``bar`` in its window and program it; its address (I/O: its port).
 
         A BAR this bus placed before, still of the same size (say after a system
         reset cleared it), gets its old address back.
@@ -145,7 +164,11 @@ class PCIDevice:
         if old is not None and old[1] == info.size:
             addr = old[0]
         else:
-            addr = (self.bus.mmio64 if info.is_64 else self.bus.mmio32).alloc(info.size)
+            if info.is_io:
+                window = self.bus.io
+            else:
+                window = self.bus.mmio64 if info.is_64 else self.bus.mmio32
+            addr = window.alloc(info.size)
             self.bus.assigned[key] = (addr, info.size)
         reg = PCI_BASE_ADDRESS_0 + 4 * bar
         self.cfg_write(reg, addr & 0xFFFF_FFFF)
@@ -153,10 +176,13 @@ class PCIDevice:
             self.cfg_write(reg + 4, addr >> 32)
         return addr
 
-    def enable(self, *, master: bool = True) -> None:
-        """Memory decoding on, and bus mastering (DMA) unless ``master=False``."""
+    def enable(self, *, master: bool = True, io: bool = False) -> None:
+        """Memory decoding on, bus mastering (DMA) unless ``master=False``, I/O
+        decoding with ``io=True``."""
         cmd = self.cfg_read(PCI_COMMAND, 2) | PCI_COMMAND_MEMORY
         cmd = cmd | PCI_COMMAND_MASTER if master else cmd & ~PCI_COMMAND_MASTER
+        if io:
+            cmd |= PCI_COMMAND_IO
         self.cfg_write(PCI_COMMAND, cmd, 2)
 
     def find_capability(self, cap_id: int) -> int | None:

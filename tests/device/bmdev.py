@@ -9,6 +9,9 @@ The BARs are placed by the qtest PCI allocator (``barmap.qpci``, after libqos's
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from barmap.abi import regs
@@ -47,7 +50,12 @@ PCI_COMMAND_MEMORY = 0x2
 PCI_COMMAND_MASTER = 0x4
 PCI_BAR0 = 0x10
 PCI_BAR2 = 0x18
+PCI_BAR4 = 0x20
 PCI_CAP_ID_MSI = 0x05
+PCI_CAP_ID_PM = 0x01
+PMCSR = R["BARMAP_CFG_PM_CSR"]
+D0 = R["BARMAP_PM_STATE_D0"]
+D3HOT = R["BARMAP_PM_STATE_D3HOT"]
 
 
 class Barmap:
@@ -68,6 +76,7 @@ class Barmap:
         self.size = 0
         self.regs_addr = 0  # BAR0 and BAR2 once setup() has placed them
         self.mem_addr = 0
+        self.io_addr = 0  # BAR4's port, when the device has one (io-bar-size)
         self._setup = setup
 
     def start(self) -> Barmap:
@@ -84,9 +93,14 @@ class Barmap:
         """Place and program both BARs (again at the same addresses, say after a reset),
         enable memory decoding and bus mastering."""
         pci = self.pci
-        self.regs_addr = pci.iomap(R["BARMAP_REG_BAR"])
-        self.mem_addr = pci.iomap(R["BARMAP_MEM_BAR"])
-        pci.enable()
+        bars = (R["BARMAP_REG_BAR"], R["BARMAP_MEM_BAR"], R["BARMAP_IO_BAR"])
+        sizes = {bar: info.size for bar in bars if (info := pci.probe(bar)) is not None}
+        # largest first, as firmware does: a 256 MiB 32-bit BAR2 fits below the IOAPIC
+        addrs = {bar: pci.iomap(bar) for bar in sorted(sizes, key=lambda b: -sizes[b])}
+        self.regs_addr = addrs[R["BARMAP_REG_BAR"]]
+        self.mem_addr = addrs[R["BARMAP_MEM_BAR"]]
+        self.io_addr = addrs.get(R["BARMAP_IO_BAR"], 0)
+        pci.enable(io=bool(self.io_addr))
         self.size = self.reg("MEM_SIZE_LO") | self.reg("MEM_SIZE_HI") << 32
         assert self.reg("ID") == R["BARMAP_ID_MAGIC"], "BAR0 does not decode where it was put"
 
@@ -94,6 +108,15 @@ class Barmap:
         """Take the BAR addresses as they are programmed (say, by a migration stream)."""
         self.regs_addr = self.pci.bar_address(R["BARMAP_REG_BAR"])
         self.mem_addr = self.pci.bar_address(R["BARMAP_MEM_BAR"])
+
+    # power management (PMCSR, in config space)
+
+    def set_power(self, state: int) -> None:
+        """Write the D-state to PMCSR as ``setpci CAP_PM+4.w=STATE`` does (a word write)."""
+        self.qt.cfg_write(DEVFN, PMCSR, state, 2)
+
+    def power(self) -> int:
+        return self.qt.cfg_read(DEVFN, PMCSR, 2) & R["BARMAP_PM_STATE_MASK"]
 
     def close(self) -> int | None:
         return self.qt.close()
@@ -164,3 +187,32 @@ class Barmap:
         self.qt.cfg_write(DEVFN, cap + 12, data, 2)
         flags = self.qt.cfg_read(DEVFN, cap + 2, 2)
         self.qt.cfg_write(DEVFN, cap + 2, flags | 1, 2)
+
+
+# migration: one QEMU's state through a stream file into a fresh QEMU
+
+
+def wait_migration(qt: QTest) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        st = qt.qmp("query-migrate").get("status")
+        if st == "completed":
+            return
+        assert st not in ("failed", "cancelled"), qt.qmp("query-migrate")
+        assert time.monotonic() < deadline, st
+        time.sleep(0.02)
+
+
+def migrate(
+    make_dev: Callable[..., Barmap], src: Barmap, props: str, tmp_path: Path, wait: bool = True
+) -> Barmap:
+    """Save ``src`` to a stream and load it into a new QEMU with ``props``."""
+    stream = tmp_path / "vmstate"
+    src.qt.qmp("migrate", uri=f"exec:cat > {stream}")
+    wait_migration(src.qt)
+    dst: Barmap = make_dev(props, args=["-incoming", "defer"], setup=False)
+    dst.qt.qmp("migrate-incoming", uri=f"exec:cat {stream}")
+    if wait:
+        wait_migration(dst.qt)
+        dst.read_bars()
+    return dst

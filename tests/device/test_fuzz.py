@@ -1,9 +1,10 @@
 """Seeded random test: >= 100,000 hostile register writes and DMA requests.
 
 A Python model of the device (the registers that matter, the DMA engine with
-its documented check order, BAR2 and the guest RAM the DMA may touch) runs
-alongside.  The commands and the answers the model expects are generated up
-front and pipelined to QEMU in batches.  At checkpoints and at the end the
+its documented check order, BAR2 and the guest RAM the DMA may touch, the
+power state and the dead link's dropped config writes) runs alongside.  The
+commands and the answers the model expects are generated up front and
+pipelined to QEMU in batches.  At checkpoints and at the end the
 device's registers, all of BAR2, the DMA zone in guest RAM and the guard
 regions around it (and at the end of guest RAM) must equal the model: so
 every accepted DMA copied exactly its range and every refused one nothing.
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-from bmdev import DEVFN, GUEST_RAM, PCI_COMMAND, Barmap, R, pattern
+from bmdev import D0, D3HOT, DEVFN, GUEST_RAM, PCI_COMMAND, PMCSR, Barmap, R, pattern
 from bmdev import DMA_BUSY as BUSY
 from bmdev import DMA_CMD_IRQ as CMD_IRQ
 from bmdev import DMA_DONE as DONE
@@ -54,6 +55,8 @@ class Model:
     end: bytes  # guest RAM [GUEST_RAM - END_GUARD, GUEST_RAM), never written
     regs: dict[str, int] = field(default_factory=dict)
     master: bool = True
+    d3: bool = False  # PMCSR says D3hot: BAR0 reads all-ones, drops writes
+    d3_left: int = 0  # the generator's ops until it goes back to D0
     busy: bool = False
     cur: tuple[int, int, int, int] = (0, 0, 0, 0)
     accepted: int = 0
@@ -94,6 +97,8 @@ class Model:
             r["FAULT"] = val & R["BARMAP_FAULT_ALL"]
 
     def write(self, off: int, width: int, val: int) -> None:
+        if self.d3:
+            return
         if width == 4:
             self.write32(off, val)
         elif width == 8:
@@ -103,6 +108,18 @@ class Model:
 
     # DMA
 
+    def dead(self) -> bool:
+        """FAULT_ALL_ONES: the dead link drops config writes."""
+        return bool(self.regs["FAULT"] & R["BARMAP_FAULT_ALL_ONES"])
+
+    def pm_write(self, val: int) -> None:
+        state = val & R["BARMAP_PM_STATE_MASK"]
+        if not self.dead() and state in (D0, D3HOT):  # D1, D2: discarded
+            self.d3 = state == D3HOT
+
+    def read(self, name: str) -> int:
+        return 0xFFFFFFFF if self.d3 else self.expected_regs()[name]
+
     def check(self, bus: int, off: int, length: int) -> int:
         if length == 0 or length > MAXLEN:
             return ERR["LEN"]
@@ -111,6 +128,8 @@ class Model:
         last = bus + length - 1
         if last > U64 or (bus & ~self.mask & U64) or (last & ~self.mask & U64):
             return ERR["MASK"]
+        if self.d3:
+            return ERR["POWER"]
         if not self.master:
             return ERR["NO_MASTER"]
         if self.regs["FAULT"] & R["BARMAP_FAULT_DMA_ERROR"]:
@@ -252,34 +271,53 @@ class Gen:
         return rng.getrandbits(64) | 1 << 40
 
 
+def pm_command(val: int) -> list[str]:
+    """A 2-byte write to PMCSR, as setpci does."""
+    cfg = 0x80000000 | DEVFN << 8 | (PMCSR & 0xFC)
+    return [f"outl 0xcf8 0x{cfg:x}", f"outw 0x{0xCFC + (PMCSR & 3):x} 0x{val:x}"]
+
+
 def generate(m: Model, gen: Gen, ops: int, regs: int) -> list[tuple[str, int | None]]:
-    """Commands with the answers the model expects (None: anything); BAR0 is at ``regs``."""
+    """Commands with the answers the model expects (None: anything); BAR0 is at ``regs``.
+    The device is left in D0, so that the checkpoints can read BAR0."""
     rng = gen.rng
     out: list[tuple[str, int | None]] = []
     known = sorted(REG.values())
+
+    def power(val: int) -> None:
+        m.pm_write(val)
+        out.extend((c, None) for c in pm_command(val))
+
+    def dma(good: bool, step: bool) -> None:
+        if good:  # to move data around
+            length = rng.randrange(1, 0x4000)
+            off = rng.randrange(BAR - length + 1)
+            bus = ZONE_LO + rng.randrange(ZONE - length + 1)
+        else:
+            length = gen.length()
+            off = gen.off(length)
+            bus = gen.bus(length)
+        cmd = rng.choice([START, START | FROM_DEV, START | CMD_IRQ, gen.u32() | START])
+        m.write(REG["DMA_BUS_LO"], 8, bus)
+        m.write(REG["DMA_OFF_LO"], 8, off)
+        m.write(REG["DMA_LEN"], 4, length)
+        m.write(REG["DMA_CMD"], 4, cmd)
+        out.append((f"writeq 0x{regs + REG['DMA_BUS_LO']:x} 0x{bus:x}", None))
+        out.append((f"writeq 0x{regs + REG['DMA_OFF_LO']:x} 0x{off:x}", None))
+        out.append((f"writel 0x{regs + REG['DMA_LEN']:x} 0x{length:x}", None))
+        out.append((f"writel 0x{regs + REG['DMA_CMD']:x} 0x{cmd:x}", None))
+        if step:
+            out.append((f"clock_step {DELAY_STEP}", None))
+            m.run()
+
     while len(out) < ops:
+        if m.d3:  # D3hot for a few operations at a time
+            m.d3_left -= 1
+            if m.d3_left <= 0:
+                power(rng.choice([D0, D0, 0x8000, 0xFFFC]))  # D0, whatever else is in it
         k = rng.randrange(100)
         if k < 45:  # a whole DMA request
-            if rng.random() < 0.4:  # a good one, to move data around
-                length = rng.randrange(1, 0x4000)
-                off = rng.randrange(BAR - length + 1)
-                bus = ZONE_LO + rng.randrange(ZONE - length + 1)
-            else:
-                length = gen.length()
-                off = gen.off(length)
-                bus = gen.bus(length)
-            cmd = rng.choice([START, START | FROM_DEV, START | CMD_IRQ, gen.u32() | START])
-            m.write(REG["DMA_BUS_LO"], 8, bus)
-            m.write(REG["DMA_OFF_LO"], 8, off)
-            m.write(REG["DMA_LEN"], 4, length)
-            m.write(REG["DMA_CMD"], 4, cmd)
-            out.append((f"writeq 0x{regs + REG['DMA_BUS_LO']:x} 0x{bus:x}", None))
-            out.append((f"writeq 0x{regs + REG['DMA_OFF_LO']:x} 0x{off:x}", None))
-            out.append((f"writel 0x{regs + REG['DMA_LEN']:x} 0x{length:x}", None))
-            out.append((f"writel 0x{regs + REG['DMA_CMD']:x} 0x{cmd:x}", None))
-            if rng.random() < 0.8:
-                out.append((f"clock_step {DELAY_STEP}", None))
-                m.run()
+            dma(good=rng.random() < 0.4, step=rng.random() < 0.8)
         elif k < 80:  # a hostile register write, any width, known or unknown offset
             width = rng.choice([1, 2, 4, 4, 4, 8])
             if rng.random() < 0.7:
@@ -297,16 +335,25 @@ def generate(m: Model, gen: Gen, ops: int, regs: int) -> list[tuple[str, int | N
             w = {1: "b", 2: "w", 4: "l", 8: "q"}[width]
             out.append((f"write{w} 0x{regs + off:x} 0x{val:x}", None))
         elif k < 88:  # a register read the model can predict
-            name, val = rng.choice(sorted(m.expected_regs().items()))
-            out.append((f"readl 0x{regs + REG[name]:x}", val))
+            name = rng.choice(sorted(m.expected_regs()))
+            out.append((f"readl 0x{regs + REG[name]:x}", m.read(name)))
         elif k < 95:
             out.append((f"clock_step {DELAY_STEP}", None))
             m.run()
-        else:  # bus mastering off / on
-            m.master = rng.random() < 0.6
+        elif k < 98:  # bus mastering off / on (dropped under the dead link)
+            master = rng.random() < 0.6
+            if not m.dead():
+                m.master = master
             cfg = 0x80000000 | DEVFN << 8 | PCI_COMMAND
             out.append((f"outl 0xcf8 0x{cfg:x}", None))
-            out.append((f"outw 0xcfc 0x{6 if m.master else 2:x}", None))
+            out.append((f"outw 0xcfc 0x{6 if master else 2:x}", None))
+        elif not m.d3 and not m.dead():  # into D3hot, or a D1/D2 that is refused
+            if not m.busy and rng.random() < 0.5:
+                dma(good=True, step=False)  # pending: its timer may fire in D3hot
+            m.d3_left = rng.randrange(1, 30)
+            power(rng.choice([D3HOT, D3HOT, D3HOT, 1, 2, 0xFFFF]))
+    if m.d3:
+        power(D0)
     out.append((f"clock_step {DELAY_STEP}", None))
     m.run()
     return out
@@ -363,7 +410,7 @@ def test_random_hostile_operations(make_dev, mask: int, ops: int) -> None:  # ty
 
     assert sent >= ops
     assert m.accepted > ops // 50, f"too few DMAs went through: {m.accepted}"
-    for code in ("LEN", "RANGE", "MASK", "BUS", "NO_MASTER", "BUSY"):
+    for code in ("LEN", "RANGE", "MASK", "BUS", "NO_MASTER", "BUSY", "POWER"):
         assert m.refused.get(ERR[code], 0) > 0, f"the run never hit ERR_{code}"
     assert qt.alive() and d.reg("ID") == R["BARMAP_ID_MAGIC"]
     print(f"{sent} ops in {elapsed:.1f} s; {m.accepted} DMAs done, refused {m.refused}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bmdev import Barmap, R, pattern
+from bmdev import Barmap, R, migrate, pattern
 
 from barmap.qtest import QTest
 
@@ -90,35 +90,11 @@ def test_savevm_with_dma_in_flight(make_dev, tmp_path: Path) -> None:  # type: i
     assert d.qt.read(d.mem_addr + 0x80, 9) == b"in flight"
 
 
-def _wait_migration(qt: QTest) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        st = qt.qmp("query-migrate").get("status")
-        if st == "completed":
-            return
-        assert st not in ("failed", "cancelled"), qt.qmp("query-migrate")
-        assert time.monotonic() < deadline, st
-        time.sleep(0.02)
-
-
-def _migrate(make_dev, src: Barmap, props: str, tmp_path: Path, wait: bool = True) -> Barmap:  # type: ignore[no-untyped-def]
-    """Save ``src`` to a stream and load it into a new QEMU with ``props``."""
-    stream = tmp_path / "vmstate"
-    src.qt.qmp("migrate", uri=f"exec:cat > {stream}")
-    _wait_migration(src.qt)
-    dst: Barmap = make_dev(props, args=["-incoming", "defer"], setup=False)
-    dst.qt.qmp("migrate-incoming", uri=f"exec:cat {stream}")
-    if wait:
-        _wait_migration(dst.qt)
-        dst.read_bars()
-    return dst
-
-
 def test_migrate_to_a_fresh_qemu(make_dev, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src: Barmap = make_dev(f"size={SIZE}")
     dirty(src, 0x33330003)
     saved = snapshot_state(src)
-    dst = _migrate(make_dev, src, f"size={SIZE}", tmp_path)
+    dst = migrate(make_dev, src, f"size={SIZE}", tmp_path)
     # config space (and so the BAR addresses) came along
     assert (dst.regs_addr, dst.mem_addr) == (src.regs_addr, src.mem_addr)
     assert snapshot_state(dst) == saved
@@ -127,7 +103,7 @@ def test_migrate_to_a_fresh_qemu(make_dev, tmp_path: Path) -> None:  # type: ign
 
 def test_migrate_refuses_a_different_size(make_dev, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     src: Barmap = make_dev("size=64K")
-    dst = _migrate(make_dev, src, "size=128K", tmp_path, wait=False)
+    dst = migrate(make_dev, src, "size=128K", tmp_path, wait=False)
     deadline = time.monotonic() + 30
     while dst.qt.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -142,7 +118,7 @@ def test_migrate_with_dma_in_flight(make_dev, tmp_path: Path) -> None:  # type: 
     src.dma_program(0x100000, 0x80, 9)
     src.wreg("IRQ_MASK", R["BARMAP_IRQ_DMA_DONE"])
     src.wreg("DMA_CMD", START | R["BARMAP_DMA_CMD_IRQ"])
-    dst = _migrate(make_dev, src, f"size={SIZE}", tmp_path)
+    dst = migrate(make_dev, src, f"size={SIZE}", tmp_path)
     assert dst.reg("DMA_STATUS") == R["BARMAP_DMA_STATUS_BUSY"]
     assert dst.qt.read(dst.mem_addr + 0x80, 9) == b"\0" * 9
     dst.dma_wait()

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from barmap.qpci import MMIO32_WINDOW, MMIO64_WINDOW, BarInfo, Window, decode_bar
+from barmap.qpci import (
+    IO_WINDOW,
+    MMIO32_WINDOW,
+    MMIO64_WINDOW,
+    BarInfo,
+    Window,
+    decode_bar,
+    decode_io_bar,
+)
 
 
 def test_decode_32bit_bar() -> None:
@@ -48,3 +56,17 @@ def test_windows_hold_a_4g_bar_and_stay_below_the_ioapic() -> None:
     w = Window(*MMIO32_WINDOW)
     with pytest.raises(MemoryError):
         w.alloc(1 << 31)
+
+
+def test_decode_io_bar() -> None:
+    assert decode_io_bar(0xFFFFFF01) == BarInfo(0x100, is_64=False, prefetch=False, is_io=True)
+    assert decode_io_bar(0xFFFFFFFD) == BarInfo(0x4, is_64=False, prefetch=False, is_io=True)
+    assert decode_io_bar(0x1) is None
+    with pytest.raises(ValueError, match="not an I/O BAR"):
+        decode_io_bar(0xFFFFF000)
+
+
+def test_io_window_is_libqos_pc_window() -> None:
+    w = Window(*IO_WINDOW)
+    assert w.alloc(0x100) == 0xC000
+    assert IO_WINDOW[1] == 0x10000
