@@ -10,9 +10,7 @@ kernel that behaves differently (say so here) or a regression.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -86,52 +84,36 @@ def expected(row: str, scenario: str, release: str) -> tuple[str, str | None]:
     raise AssertionError(f"no expectation for {scenario}")
 
 
-@pytest.fixture(scope="module")
-def short_atlas(barmap_config: MachineConfig, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    plan = atlas.Plan(cycles=CYCLES)
-    log_dir = tmp_path_factory.mktemp("atlas")
-    return atlas.run({kernel_suite(): barmap_config}, plan, log_dir=Path(log_dir))
+def _scenarios() -> list[str]:
+    return ["readback", "host-view", "dma-read", "dma-write", "fork", "ptrace", "proc-mem",
+            "process-vm", "o-direct-read", "o-direct-write", "io-uring", "vmsplice",
+            "munmap-part", "mremap-move", "mremap-shrink", "mremap-grow", "mprotect", "huge",
+            "cache-mode", "cache-wc", "bandwidth", "map-cost", "unplug", "race-sysfs",
+            "race-host", "rmmod"]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def cells(short_atlas: Any) -> dict[tuple[str, str], dict[str, Any]]:
-    return {(c["row"], c["scenario"]): c for c in short_atlas["cells"]}
-
-
-def _scenarios() -> Iterator[str]:
-    yield from ("readback", "host-view", "dma-read", "dma-write", "fork", "ptrace",
-                "proc-mem", "process-vm", "o-direct-read", "o-direct-write", "io-uring",
-                "vmsplice", "munmap-part", "mremap-move", "mremap-shrink", "mremap-grow",
-                "mprotect", "huge", "cache-mode", "cache-wc", "bandwidth", "map-cost",
-                "unplug", "race-sysfs", "race-host", "rmmod")  # fmt: skip
-
-
-def test_the_matrix_is_whole(short_atlas: Any) -> None:
-    rows = [r["row"] for r in short_atlas["rows"]]
-    scenarios = [s["scenario"] for s in short_atlas["scenarios"]]
+def test_every_cell_is_what_it_must_be(barmap_config: MachineConfig, tmp_path: Path) -> None:
+    """One atlas run (one test: xdist would run a module fixture once per worker), every
+    cell against ``expected``, and the races real: each cycle had a mapping when the
+    device went, and the BAR came back at the same address, so a surviving mapping would
+    have reached the next device."""
+    result = atlas.run({kernel_suite(): barmap_config}, atlas.Plan(cycles=CYCLES),
+                       log_dir=tmp_path)  # fmt: skip
+    rows = [r["row"] for r in result["rows"]]
     assert sorted(rows) == sorted(ROWS)
-    assert scenarios == list(_scenarios())
-    assert len(short_atlas["cells"]) == len(rows) * len(scenarios)
-
-
-@pytest.mark.parametrize("scenario", list(_scenarios()))
-def test_each_cell_of_a_scenario(
-    scenario: str, cells: dict[tuple[str, str], dict[str, Any]], short_atlas: Any
-) -> None:
-    release = short_atlas["kernels"][0]["kernel"]
+    assert [s["scenario"] for s in result["scenarios"]] == _scenarios()
+    assert len(result["cells"]) == len(rows) * len(_scenarios())
+    cells = {(c["row"], c["scenario"]): c for c in result["cells"]}
+    release = result["kernels"][0]["kernel"]
     wrong = {}
-    for row in ROWS:
-        cell = cells[(row, scenario)]
-        verdict, what = expected(row, scenario, release)
-        got = cell.get("errno") or cell.get("signal") or cell.get("value", "")
-        if cell["verdict"] not in verdict.split("|") or (what and not got.startswith(what)):
-            wrong[row] = (cell["verdict"], got, cell.get("detail", ""))
+    for scenario in _scenarios():
+        for row in ROWS:
+            cell = cells[(row, scenario)]
+            verdict, what = expected(row, scenario, release)
+            got = cell.get("errno") or cell.get("signal") or cell.get("value", "")
+            if cell["verdict"] not in verdict.split("|") or (what and not got.startswith(what)):
+                wrong[(row, scenario)] = (cell["verdict"], got, cell.get("detail", ""))
     assert not wrong, wrong
-
-
-def test_races_were_real(cells: dict[tuple[str, str], dict[str, Any]]) -> None:
-    """Each race cycle had a mapping when the device went, and the BAR came back at the
-    same address, so a surviving mapping would have reached the next device."""
     for scenario in ("race-sysfs", "race-host"):
         for row in REVOKED:
             detail = dict(kv.split("=") for kv in cells[(row, scenario)]["detail"].split())
