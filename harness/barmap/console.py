@@ -270,27 +270,30 @@ class Shell:
     def converse(
         self,
         command: str,
-        prompt: re.Pattern[str],
-        answer: Callable[[re.Match[str]], str | None],
+        prompt: re.Pattern[str] | None,
+        answer: Callable[[re.Match[str]], str | None] = lambda m: None,
         *,
         timeout: float | None = None,
     ) -> CommandResult:
         """Run one command line that asks the host for things: each output line
         ``prompt`` matches goes to ``answer``, whose string (if any) is typed to the
         command's stdin.  ``timeout`` bounds each wait, not the whole command;
-        the output has the prompts in it."""
+        the output has the prompts in it.  ``run`` is this without a prompt."""
+        if "\n" in command:
+            raise ValueError("a command is a single command line")
         timeout = self.command_timeout if timeout is None else timeout
         console = self.console
         line, start, end = console.framed(command)
         what = f"command {command!r}"
         try:
             console.send(line)
-        except OSError:
+        except OSError:  # the other end closed the console: it is gone or going
             self._died(what)
         self.expect(start, timeout, what=what, command=command)
         chunks: list[str] = []
         while True:
-            seen = self.expect([end, prompt], timeout, what=what, command=command)
+            seen = self.expect([end, prompt] if prompt else end, timeout, what=what,
+                               command=command)  # fmt: skip
             chunks.append(console.before)
             if seen == 0:
                 break
@@ -307,24 +310,10 @@ class Shell:
         self, command: str, *, timeout: float | None = None, check: bool = False
     ) -> CommandResult:
         """Run one command line: (exit status, output).  See ``Machine.run``."""
-        if "\n" in command:
-            raise ValueError("run() takes a single command line")
-        timeout = self.command_timeout if timeout is None else timeout
-        console = self.console
-        line, start, end = console.framed(command)
-        what = f"command {command!r}"
-        try:
-            console.send(line)
-        except OSError:  # the other end closed the console: it is gone or going
-            self._died(what)
-        self.expect(start, timeout, what=what, command=command)
-        self.expect(end, timeout, what=what, command=command)
-        output = console.before.replace("\r\n", "\n").replace("\r", "")
-        status = int(console.match.group(1))
-        self.check_crash()
+        status, output = self.converse(command, None, timeout=timeout)
         if check and status != 0:
             raise CommandFailed(
-                f"{what} exited with status {status}: {output.strip()[-500:]}",
+                f"command {command!r} exited with status {status}: {output.strip()[-500:]}",
                 command=command,
                 status=status,
                 output=output,

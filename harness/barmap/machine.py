@@ -15,14 +15,12 @@ even on SIGKILL, and the next harness sweeps the directory it left.
 from __future__ import annotations
 
 import contextlib
-import re
 import signal
 import socket
 import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
@@ -350,17 +348,9 @@ class Machine:
         """
         return self.shell.run(command, timeout=timeout, check=check)
 
-    def converse(
-        self,
-        command: str,
-        prompt: re.Pattern[str],
-        answer: Callable[[re.Match[str]], str | None],
-        *,
-        timeout: float | None = None,
-    ) -> CommandResult:
-        """Run a command that asks the host for things while it runs (``Shell.converse``):
-        ``answer`` gets each line ``prompt`` matches, and what it returns is typed."""
-        return self.shell.converse(command, prompt, answer, timeout=timeout)
+    def converse(self, *args: Any, **kwargs: Any) -> CommandResult:
+        """A command that asks the host for things while it runs: ``Shell.converse``."""
+        return self.shell.converse(*args, **kwargs)
 
     def died(self, what: str) -> NoReturn:
         """QEMU is gone or going: GuestCrash if the guest said why, else MachineDied."""

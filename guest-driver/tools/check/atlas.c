@@ -1313,20 +1313,6 @@ static void sc_cache_wc(const struct strategy *st, struct cell *c)
 	sc_cache(st, c, true);
 }
 
-static double copy_rate(void *dst, const void *src, size_t n)
-{
-	double t0 = now(), t;
-	long it = 0;
-
-	do {
-		memcpy(dst, src, n);
-		__sync_synchronize();
-		it++;
-		t = now() - t0;
-	} while (t < 0.2 && it < 1000);
-	return (double)n * it / t / 1e6;
-}
-
 /* MB/s through the mapping, as a ratio to plain memory in the same run */
 static void sc_bandwidth(const struct strategy *st, struct cell *c)
 {
@@ -1502,7 +1488,8 @@ static void reap_orphans(void)
 		closedir(d);
 }
 
-static void run_cell(const struct strategy *st, const struct scenario *sc)
+/* 1 when the cell is wrong or could not run, else 0 */
+static int run_cell(const struct strategy *st, const struct scenario *sc)
 {
 	double timeout = sc->timeout, end;
 	struct cell c = { 0 };
@@ -1516,7 +1503,7 @@ static void run_cell(const struct strategy *st, const struct scenario *sc)
 	if (pipe(p)) {
 		verdict(&c, "error", "pipe: %s", errname(errno));
 		emit(st, sc->name, &c);
-		return;
+		return 1;
 	}
 	fflush(stdout);
 	pid = fork();
@@ -1559,6 +1546,7 @@ static void run_cell(const struct strategy *st, const struct scenario *sc)
 		}
 	}
 	emit(st, sc->name, &c);
+	return !strcmp(c.verdict, "wrong") || !strcmp(c.verdict, "error");
 }
 
 /* the rows and the scenarios, one JSON line each (what the host's report names) */
@@ -1580,6 +1568,17 @@ static void atlas_list(void)
 		json_str(scenarios[s].what);
 		printf("}\n");
 	}
+}
+
+/* barmap-check race: the atlas's race cells of the strategies asked for */
+int cmd_race(void)
+{
+	bool host = opt.remover && !strcmp(opt.remover, "host");
+
+	opt.scenarios = host ? "race-host" : "race-sysfs";
+	if (!strcmp(opt.strategy, "all"))
+		opt.strategy = "bar";
+	return cmd_atlas();
 }
 
 int cmd_atlas(void)
@@ -1626,8 +1625,8 @@ int cmd_atlas(void)
 				continue;
 			for (double end = now() + 20; !resolve_dev() && now() < end;)
 				usleep(10000);	/* a removal before may still be coming back */
-			run_cell(&strategies[i], &scenarios[s]);
+			errors += run_cell(&strategies[i], &scenarios[s]);
 		}
 	}
-	return errors;
+	return errors ? 1 : 0;
 }

@@ -36,6 +36,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/common.h"
 #include "barmap_regs.h"
 #include "barmap_uapi.h"
 
@@ -75,7 +76,6 @@ void rec_f(const char *k, double v);
 void rec_notef(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void rec_end(const char *word);
 const char *errname(int e);
-void json_str(const char *s);
 
 /* dev.c: the mmap strategies, one row each (the driver has the same table) */
 enum object { OBJ_BAR, OBJ_RESERVED, OBJ_BUF, OBJ_VFIO, OBJ_RESOURCE };
@@ -155,6 +155,7 @@ int cmd_cross(void);
 int cmd_matrix(bool refusals_only);	/* matrix.c */
 int cmd_random(void);		/* random.c */
 double now(void);		/* bench.c */
+double copy_rate(void *dst, const void *src, size_t n);
 int cmd_bench(void);
 int sysfs_write(const char *path, const char *val);	/* lifecycle.c */
 int pci_dir_of(int fd, char *out, size_t n);

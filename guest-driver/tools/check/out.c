@@ -28,20 +28,6 @@ void rec_begin(void)
 	}
 }
 
-void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static void rec_kv(const char *k, const char *v, bool quote)
 {
 	if (opt.json) {

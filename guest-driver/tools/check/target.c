@@ -6,22 +6,6 @@
 
 /* ---- one mappable object of a row ---- */
 
-static int read_sysfs(const char *path, char *out, size_t n)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t len;
-
-	if (fd < 0)
-		return -errno;
-	len = read(fd, out, n - 1);
-	close(fd);
-	if (len < 0)
-		return -errno;
-	out[len] = 0;
-	out[strcspn(out, "\n")] = 0;
-	return 0;
-}
-
 /* the driver holding a PCI device ("" for none) */
 void pci_driver_of(const char *bdf, char *out, size_t n)
 {
@@ -62,12 +46,12 @@ static int ref_device(const char *driver, char *bdf, size_t n)
 			continue;
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor",
 			 e->d_name);
-		if (read_sysfs(path, v, sizeof(v)) || strtoul(v, NULL, 0) !=
+		if (read_text(path, v, sizeof(v), 1) || strtoul(v, NULL, 0) !=
 		    BARMAP_PCI_VENDOR_ID)
 			continue;
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device",
 			 e->d_name);
-		if (read_sysfs(path, d, sizeof(d)) || strtoul(d, NULL, 0) !=
+		if (read_text(path, d, sizeof(d), 1) || strtoul(d, NULL, 0) !=
 		    BARMAP_PCI_DEVICE_ID)
 			continue;
 		pci_driver_of(e->d_name, drv, sizeof(drv));

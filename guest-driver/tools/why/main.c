@@ -44,20 +44,6 @@ void unknown(const char *what, const char *why)
 		snprintf(unknowns[nunknowns++], TEXT, "%s (%s)", what, why);
 }
 
-static void json_str(const char *s)
-{
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static int finish(const char *cause, const char *why)
 {
 	fact("why", "%s", why);

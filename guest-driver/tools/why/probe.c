@@ -16,21 +16,6 @@
 #define IORESOURCE_MEM		0x00000200
 #define IORESOURCE_UNSET	0x20000000
 
-static int slurp(const char *path, char *buf, size_t n)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t len;
-
-	if (fd < 0)
-		return -errno;
-	len = read(fd, buf, n - 1);
-	close(fd);
-	if (len < 0)
-		return -errno;
-	buf[len] = 0;
-	return (int)len;
-}
-
 int find_vma(int pid, uint64_t addr, struct vma *v)
 {
 	char path[64], line[TEXT + 128];
@@ -71,21 +56,31 @@ int find_vma(int pid, uint64_t addr, struct vma *v)
 	return ret;
 }
 
-int read_pfn(int pid, uint64_t addr, uint64_t *pfn)
+/* n bytes at off of /proc/PID/name: the bytes read, or -errno */
+static int proc_pread(int pid, const char *name, void *buf, size_t n, off_t off)
 {
 	char path[64];
-	uint64_t e;
+	ssize_t got;
 	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/pagemap", pid);
+	snprintf(path, sizeof(path), "/proc/%d/%s", pid, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (pread(fd, &e, 8, (off_t)(addr / 4096) * 8) != 8) {
-		close(fd);
-		return -EIO;
-	}
+	got = pread(fd, buf, n, off);
 	close(fd);
+	return got < 0 ? -errno : (int)got;
+}
+
+int read_pfn(int pid, uint64_t addr, uint64_t *pfn)
+{
+	uint64_t e;
+	int got = proc_pread(pid, "pagemap", &e, 8, (off_t)(addr / 4096) * 8);
+
+	if (got < 0)
+		return got;
+	if (got != 8)
+		return -EIO;
 	if (!(e >> 63))
 		return 0;	/* not present */
 	*pfn = e & ((1ULL << 55) - 1);
@@ -94,17 +89,7 @@ int read_pfn(int pid, uint64_t addr, uint64_t *pfn)
 
 int read_remote(int pid, uint64_t addr, uint8_t *buf, size_t n)
 {
-	char path[64];
-	ssize_t got;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/mem", pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	got = pread(fd, buf, n, (off_t)addr);
-	close(fd);
-	return got < 0 ? -errno : (int)got;
+	return proc_pread(pid, "mem", buf, n, (off_t)addr);
 }
 
 int64_t page_flags(uint64_t pfn)
@@ -182,17 +167,17 @@ int firmware_type(uint64_t phys, char *type, size_t n)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "/sys/firmware/memmap/%.32s/start", e->d_name);
-		if (slurp(path, buf, sizeof(buf)) < 0)
+		if (read_text(path, buf, sizeof(buf), 0) < 0)
 			continue;
 		s = strtoull(buf, NULL, 0);
 		snprintf(path, sizeof(path), "/sys/firmware/memmap/%.32s/end", e->d_name);
-		if (slurp(path, buf, sizeof(buf)) < 0)
+		if (read_text(path, buf, sizeof(buf), 0) < 0)
 			continue;
 		end = strtoull(buf, NULL, 0);
 		if (phys < s || phys > end)
 			continue;
 		snprintf(path, sizeof(path), "/sys/firmware/memmap/%.32s/type", e->d_name);
-		if (slurp(path, buf, sizeof(buf)) >= 0) {
+		if (read_text(path, buf, sizeof(buf), 0) >= 0) {
 			buf[strcspn(buf, "\n")] = 0;
 			snprintf(type, n, "%s", buf);
 		}
@@ -209,7 +194,7 @@ static int read_resources(const char *bdf, uint64_t res[7][3])
 	int i = 0;
 
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/resource", bdf);
-	if (slurp(path, buf, sizeof(buf)) < 0)
+	if (read_text(path, buf, sizeof(buf), 0) < 0)
 		return -ENOENT;
 	for (line = strtok_r(buf, "\n", &save); line && i < 7;
 	     line = strtok_r(NULL, "\n", &save), i++) {
@@ -495,7 +480,7 @@ void pci_state(const char *bdf, struct pci_state *s)
 		}
 	}
 	snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/power_state", bdf);
-	if (slurp(path, buf, sizeof(buf)) > 0) {
+	if (read_text(path, buf, sizeof(buf), 0) > 0) {
 		buf[strcspn(buf, "\n")] = 0;
 		snprintf(s->power_sysfs, sizeof(s->power_sysfs), "%s", buf);
 	}

@@ -22,6 +22,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/common.h"
+
 #define TEXT 256
 
 /* what was found, one line each, in the order found */
