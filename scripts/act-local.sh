@@ -87,7 +87,7 @@ main() {
 	[ -n "$job" ] || die "which job? (scripts/act-local.sh --list)"
 	[ -d "$repo/.github/workflows" ] || die "$repo has no .github/workflows"
 	# shellcheck source=scripts/paths.sh
-	. "$top/scripts/paths.sh"
+	. "$top/scripts/paths.sh" --qemu-suite ""
 	dir=$BARMAP_CACHE/act
 	mkdir -p "$dir"/{actions,logs,work,config/act}
 	# act reads its defaults from XDG_CONFIG_HOME/act/actrc: an empty one, so none is asked for

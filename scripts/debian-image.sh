@@ -17,7 +17,7 @@ pip_conf='[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n'
 [ "$("$engine" image inspect -f '{{index .Config.Labels "barmap.act"}}' "debian:$rel" 2>/dev/null)" != 1 ] ||
 	exit 0
 # shellcheck source=scripts/paths.sh
-. "$top/scripts/paths.sh"
+. "$top/scripts/paths.sh" --qemu-suite ""
 dir=$BARMAP_CACHE/act/images
 tar=$dir/debian-$rel.tar
 mkdir -p "$dir"
