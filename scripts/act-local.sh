@@ -3,7 +3,7 @@
 # Docker, the job's own container image and the real actions (actions/cache against act's
 # cache server, so a second run is the warm one).  docs/ci.md, "Proving it without GitHub".
 #
-#   scripts/act-local.sh [--repo DIR] [--event EVENT] [--cold] JOB [KEY:VALUE...]
+#   scripts/act-local.sh [--repo DIR] [--event EVENT] [--env NAME=VALUE] [--cold] JOB [KEY:VALUE...]
 #   scripts/act-local.sh [--repo DIR] --list
 #
 #   JOB          a job id of the repository's .github/workflows
@@ -12,6 +12,7 @@
 #                steps get this tree's HEAD
 #   --event      the triggering event (default workflow_dispatch when the workflow has it,
 #                else push)
+#   --env        a variable for the job's steps (FUZZ_RUNS=2000: a short fuzz job)
 #   --cold       empty the repository's caches first
 # The job runs on a clean clone of the repository's HEAD.  act, each repository's caches and
 # artifacts, the logs and the images' tarballs are kept in BARMAP_CACHE/act.
@@ -75,10 +76,11 @@ main() {
 		--repo) [ $# -ge 2 ] || die "--repo needs a directory"
 			repo=$(cd "$2" 2>/dev/null && pwd) || die "--repo: no directory '$2'"; shift ;;
 		--event) [ $# -ge 2 ] || die "--event needs an event name"; event=$2; shift ;;
+		--env) [[ ${2:-} == ?*=* ]] || die "--env needs NAME=VALUE"; args+=(--env "$2"); shift ;;
 		--cold) cold=1 ;;
 		--list) job=--list ;;
-		-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
-		-*) die "unknown option '$1' (--repo, --event, --cold, --list)" ;;
+		-h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+		-*) die "unknown option '$1' (--repo, --event, --env, --cold, --list)" ;;
 		*:*) matrix+=(--matrix "$1") ;;
 		*) [ -z "$job" ] || die "one job at a time ('$job', then '$1')"; job=$1 ;;
 		esac
