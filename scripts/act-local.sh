@@ -22,7 +22,7 @@ act_version=0.2.89
 die() { echo "act-local: $*" >&2; exit 2; }
 # on exit, interrupted or not: act stopped (it removes its containers then), and whatever
 # job container or volume of this run is left removed
-act_pid='' watching='' before='' volumes=''
+act_pid='' watching='' before='' volumes='' status=0
 containers() { docker ps -aq --filter name=act- | sort; }
 act_volumes() { docker volume ls -q --filter name=act- | { grep -vx act-toolcache || true; } | sort; }
 # shellcheck disable=SC2317  # run by the EXIT trap
@@ -139,7 +139,8 @@ main() {
 	local log start view
 	log=$dir/logs/$name-$job-$(date +%Y%m%d-%H%M%S).log
 	before=$(containers) volumes=$(act_volumes) watching=1
-	trap cleanup EXIT
+	# (the run's status is kept: the trap's own last status would replace it)
+	trap 'status=$?; cleanup; exit "$status"' EXIT
 	trap 'exit 130' INT TERM
 	start=$(date +%s)
 	(cd "$work" && exec "$act" "$event" -j "$job" ${matrix[@]+"${matrix[@]}"} "${args[@]}" \
