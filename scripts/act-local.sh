@@ -161,6 +161,13 @@ main() {
 	wait "$act_pid" || rc=$?
 	act_pid=
 	wait "$view"
+	# every job green, and act failed only at removing a container afterwards (its deadline
+	# passes on a loaded machine): the jobs' verdict
+	if [ "$rc" -ne 0 ] && ! grep -q 'Job failed$' "$log" && grep -q 'Job succeeded$' "$log" &&
+		tail -n 3 "$log" | grep -q 'running finally: .*context deadline exceeded'; then
+		echo "act-local: act could not remove a job container in time (a loaded Docker); the jobs passed" >&2
+		rc=0
+	fi
 	if grep -q 'act-local/no-ubuntu-runner-here' "$log"; then
 		echo "act-local: a job without \`container:\` (GitHub runs it on Ubuntu, which is not here)" >&2
 	fi
@@ -168,6 +175,6 @@ main() {
 	return "$rc"
 }
 
-# all of it read before any of it runs: an edit or a checkout during a run cannot derail it
-main "$@"
-exit
+# all of it read before any of it runs (the call and the exit on one line): an edit or a
+# checkout during a run cannot derail it
+main "$@"; exit
