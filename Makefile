@@ -16,6 +16,16 @@
 #                                  0: serial, in this process)
 #   BOOT=auto|pvh|bzimage          the distro kernel's ELF vmlinux via PVH (auto: when it has
 #                                  the PVH note) or its compressed bzImage
+#   BARMAP_CONTAINER=docker|podman every target in a Debian container (scripts/container.sh);
+#                                  the default on a host that is not Debian (none: not there)
+#   BARMAP_CONTAINER_SUITE=bookworm|trixie  that container's Debian release
+
+# On a host that is not Debian, or with BARMAP_CONTAINER set: the same make, with the same
+# goals and variables, in a Debian container (scripts/container.sh), and nothing here.
+HOST_OS := $(shell sed -n 's/^ID=//p' /etc/os-release 2>/dev/null | tr -d '"')
+CONTAINER := $(if $(BARMAP_IN_CONTAINER),,$(filter-out none,$(or $(BARMAP_CONTAINER),$(if \
+	$(filter-out debian,$(HOST_OS)),auto))))
+ifeq ($(CONTAINER),)
 
 comma := ,
 ACCEL        ?= auto
@@ -161,3 +171,21 @@ endif
 clean:
 	rm -rf build
 	$(MAKE) -C guest-driver clean KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR))
+
+else
+# (act stays on the host: it makes containers of its own)
+goals := $(if $(MAKECMDGOALS),$(filter-out act,$(MAKECMDGOALS)),all)
+.PHONY: $(goals)
+ifneq ($(goals),)
+$(firstword $(goals)):
+	@scripts/container.sh make $(goals)
+$(filter-out $(firstword $(goals)),$(goals)):
+	@:
+endif
+endif
+
+# A job of .github/workflows/ci.yml under act, in Docker (scripts/act-local.sh, docs/ci.md):
+#   make act JOB=test MATRIX='qemu:trixie kernel:trixie host:trixie' [COLD=1]
+.PHONY: act
+act:
+	scripts/act-local.sh $(if $(COLD),--cold) $(JOB) $(MATRIX)

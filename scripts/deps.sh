@@ -3,7 +3,7 @@
 #
 #   scripts/deps.sh [GROUP...]   also: fuzz (clang, libFuzzer: make fuzz);
 #                                kernel-debug (what building a kernel needs: KERNEL_FLAVOR=debug);
-#                                ci-local (mmdebstrap, git: scripts/ci-local.py)
+#                                act (Docker, mmdebstrap, git: scripts/act-local.sh)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -43,9 +43,10 @@ for group in "$@"; do
 	# llvm-symbolizer for readable reports
 	fuzz) pkgs+=(clang-14 libclang-rt-14-dev llvm-14) ;;
 	kernel-debug) pkgs+=(bc libelf-dev libssl-dev kmod) ;;
-	# scripts/ci-local.py: the pipeline's jobs in a fresh Debian root
-	ci-local) pkgs+=(mmdebstrap git python3-yaml) ;;
-	*) echo "barmap deps: unknown group '$group' (fuzz, kernel-debug, ci-local)" >&2; exit 2 ;;
+	# scripts/act-local.sh: the pipeline's jobs under act, in Docker containers of images
+	# made here (mmdebstrap); git for the clean clone act runs on
+	act) pkgs+=(docker.io mmdebstrap git) ;;
+	*) echo "barmap deps: unknown group '$group' (fuzz, kernel-debug, act)" >&2; exit 2 ;;
 	esac
 done
 missing=()
