@@ -46,12 +46,12 @@ static int ref_device(const char *driver, char *bdf, size_t n)
 			continue;
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor",
 			 e->d_name);
-		if (read_text(path, v, sizeof(v), 1) || strtoul(v, NULL, 0) !=
+		if (read_text(path, v, sizeof(v), 1) < 0 || strtoul(v, NULL, 0) !=
 		    BARMAP_PCI_VENDOR_ID)
 			continue;
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device",
 			 e->d_name);
-		if (read_text(path, d, sizeof(d), 1) || strtoul(d, NULL, 0) !=
+		if (read_text(path, d, sizeof(d), 1) < 0 || strtoul(d, NULL, 0) !=
 		    BARMAP_PCI_DEVICE_ID)
 			continue;
 		pci_driver_of(e->d_name, drv, sizeof(drv));
