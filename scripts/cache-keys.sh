@@ -33,7 +33,7 @@ hash_of() { (cd "$top" && find "$@" -type f -print0 | sort -z | xargs -0 sha256s
 # the suite's versions, from the archive
 apt_query() {
 	local suite=$1 state=$BARMAP_CACHE/ci-keys/$1
-	python3 "$top/scripts/apt-private.py" "$state" "$suite" >/dev/null
+	python3 "$top/harness/barmap/build/apt.py" "$state" "$suite" >/dev/null
 	# shellcheck disable=SC2046
 	apt-get $(cat "$state/apt-opts") -q update >"$state/update.log" 2>&1 ||
 		{ echo "cache-keys: apt-get update failed for $suite (log: $state/update.log)" >&2; exit 1; }
@@ -51,10 +51,10 @@ if [ -z "$qemu_version" ] || [ -z "$kernel_abi" ]; then
 	exit 1
 fi
 
-qemu_scripts=$(hash_of scripts/qemu.sh scripts/apt-private.py scripts/paths.sh harness/barmap/paths.py \
+qemu_scripts=$(hash_of scripts/qemu.sh harness/barmap/build/apt.py scripts/paths.sh harness/barmap/paths.py \
 	qemu-device/patches)
 device=$(hash_of qemu-device include/barmap_regs.h)
-kernel_scripts=$(hash_of scripts/kernel.sh scripts/apt-private.py scripts/paths.sh \
+kernel_scripts=$(hash_of scripts/kernel.sh harness/barmap/build/apt.py scripts/paths.sh \
 	harness/barmap/paths.py harness/barmap/vmlinux.py)
 checkpatch_script=$(hash_of scripts/checkpatch.sh)
 
@@ -62,7 +62,7 @@ if [ "$KERNEL_FLAVOR" = debug ]; then
 	# shellcheck disable=SC2046
 	linux_version=$(apt-cache $(cat "$state/apt-opts") showsrc linux | sed -n 's/^Version: //p' |
 		sort -V | tail -n1)
-	debug_scripts=$(hash_of scripts/kernel-debug.sh scripts/apt-private.py scripts/paths.sh \
+	debug_scripts=$(hash_of scripts/kernel-debug.sh harness/barmap/build/apt.py scripts/paths.sh \
 		harness/barmap/paths.py images/debug-kernel.config)
 	kernel_cache="kernel-key=barmap-kernel-debug-$host-$KERNEL_SUITE-${linux_version//[:~+]/_}-$debug_scripts
 kernel-paths<<BARMAP_EOF

@@ -13,7 +13,7 @@ dir=$CHECKPATCH_DIR
 if [ ! -x "$dir/scripts/checkpatch.pl" ]; then
 	echo "checkpatch: fetching it from the linux-source package (once)" >&2
 	base=$KERNEL_DIR
-	python3 "$top/scripts/apt-private.py" "$base/apt" "$suite" >/dev/null
+	python3 "$top/harness/barmap/build/apt.py" "$base/apt" "$suite" >/dev/null
 	opts=$(cat "$base/apt/apt-opts")
 	# shellcheck disable=SC2086
 	apt-get $opts -q update >/dev/null

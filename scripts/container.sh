@@ -32,15 +32,16 @@ mkdir -p "$cache"
 
 # the image: barmap's packages on the Debian base, as root once; the runs need no root
 "$top/scripts/debian-image.sh" "$suite" "$engine"
-image=barmap-dev:$suite-$(cat "$top/scripts/deps.sh" "$top/scripts/apt-private.py" | sha256sum | cut -c1-12)
+image=barmap-dev:$suite-$(cat "$top/scripts/deps.sh" "$top/harness/barmap/build/apt.py" | sha256sum | cut -c1-12)
 if ! "$engine" image inspect "$image" >/dev/null 2>&1; then
 	echo "container: making $image (scripts/deps.sh fuzz kernel-debug)" >&2
 	ctx=$(mktemp -d)
 	trap 'rm -rf "$ctx"' EXIT
-	cp "$top/scripts/deps.sh" "$top/scripts/apt-private.py" "$ctx/"
+	cp "$top/scripts/deps.sh" "$top/harness/barmap/build/apt.py" "$ctx/"
 	"$engine" build -q -t "$image" -f - "$ctx" >/dev/null <<-EOF
 		FROM debian:$suite
-		COPY deps.sh apt-private.py /opt/barmap/scripts/
+		COPY deps.sh /opt/barmap/scripts/
+		COPY apt.py /opt/barmap/harness/barmap/build/
 		RUN /opt/barmap/scripts/deps.sh fuzz kernel-debug && rm -rf /var/lib/apt/lists/*
 	EOF
 	rm -rf "$ctx"

@@ -3,7 +3,7 @@
 # act jobs of scripts/act-local.sh, the make targets of scripts/container.sh): node, which
 # act runs JavaScript actions with (GitHub mounts its own), and this host's certificate
 # authorities (a proxy's, for pip).  Pulled and extended when a registry answers, else made
-# here with mmdebstrap from this host's Debian archive (scripts/apt-private.py --sources).
+# here with mmdebstrap from this host's Debian archive (harness/barmap/build/apt.py --sources).
 #
 #   scripts/debian-image.sh RELEASE [docker|podman]
 #
@@ -41,7 +41,7 @@ if [ ! -f "$tar" ]; then
 	command -v mmdebstrap >/dev/null || "$top/scripts/deps.sh" act
 	echo "debian-image: making debian:$rel (mmdebstrap, this host's Debian archive)" >&2
 	# shellcheck disable=SC2016  # "$1" is the root, in mmdebstrap's hooks
-	python3 "$top/scripts/apt-private.py" --sources "$rel" |
+	python3 "$top/harness/barmap/build/apt.py" --sources "$rel" |
 		mmdebstrap --variant=minbase --quiet --include=nodejs,ca-certificates \
 			--customize-hook="[ ! -d $ca ] || cp -r $ca/. \"\$1$ca/\"" \
 			--customize-hook='chroot "$1" update-ca-certificates >/dev/null 2>&1' \

@@ -8,13 +8,13 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 # Debian's packages and archive are what barmap builds from: on another host say
-# so now (scripts/apt-private.py holds the message and the explicit-mirror way
+# so now (harness/barmap/build/apt.py holds the message and the explicit-mirror way
 # out), not deep inside apt.
 os_id=$(sed -n 's/^ID=//p' /etc/os-release 2>/dev/null | tr -d '"')
 if [ "$os_id" != debian ] && [ -z "${BARMAP_DEBIAN_MIRROR:-}" ]; then
 	command -v python3 >/dev/null ||
 		{ echo "barmap deps: this host is '${os_id:-unknown}', not Debian: run barmap on Debian 12/13 or in a Debian container" >&2; exit 1; }
-	python3 "$top/scripts/apt-private.py" --sources bookworm >/dev/null || exit 1
+	python3 "$top/harness/barmap/build/apt.py" --sources bookworm >/dev/null || exit 1
 fi
 command -v apt-get >/dev/null ||
 	{ echo "barmap deps: no apt-get here: barmap installs its build tools with apt (Debian 12/13, or a Debian container)" >&2; exit 1; }

@@ -28,7 +28,7 @@ fetch() {
 	[ -f "$src/.barmap-fetched" ] && return 0
 	local apt=$KERNEL_DIR/apt dir
 	say "fetching the kernel source package (apt-get source linux, ~140 MB)"
-	python3 "$top/scripts/apt-private.py" "$apt" "$suite" >/dev/null
+	python3 "$top/harness/barmap/build/apt.py" "$apt" "$suite" >/dev/null
 	# shellcheck disable=SC2046
 	apt-get $(cat "$apt/apt-opts") -q update >/dev/null
 	rm -rf "$base/dl" "$src"

@@ -52,9 +52,9 @@ EOV
 }
 
 # Resolve the suite's current kernel ABI from the linux-image-amd64 metapackage
-# (main, -updates and -security: scripts/apt-private.py): sets image, kver, opts.
+# (main, -updates and -security: harness/barmap/build/apt.py): sets image, kver, opts.
 resolve() {
-	python3 "$top/scripts/apt-private.py" "$base/apt" "$suite" >/dev/null || exit 1
+	python3 "$top/harness/barmap/build/apt.py" "$base/apt" "$suite" >/dev/null || exit 1
 	opts=$(cat "$base/apt/apt-opts")
 	# shellcheck disable=SC2086
 	apt-get $opts -q update >"$base/apt/update.log" 2>&1 || return 1

@@ -8,7 +8,7 @@
 #           ASan + UBSan: qemu-fuzz-x86_64 with barmap's generic-fuzz targets)
 #
 # Everything heavy lives in the cache, in QEMU_DIR (scripts/paths.sh):
-#   QEMU_DIR/apt     private apt state (scripts/apt-private.py)
+#   QEMU_DIR/apt     private apt state (harness/barmap/build/apt.py)
 #   QEMU_DIR/src     `apt-get source qemu`, Debian's patches applied
 #   QEMU_DIR/build   the build (build-asan, build-fuzz for the other flavors);
 #                    the binary is QEMU_BIN
@@ -34,7 +34,7 @@ say() { printf 'barmap qemu[%s]: %s\n' "$tag" "$*" >&2; }
 fetch() {
 	[ -f "$src/.barmap-fetched" ] && return 0
 	say "fetching the QEMU source package (apt-get source, private apt state)"
-	python3 "$top/scripts/apt-private.py" "$base/apt" "$suite" >/dev/null
+	python3 "$top/harness/barmap/build/apt.py" "$base/apt" "$suite" >/dev/null
 	# shellcheck disable=SC2046
 	apt-get $(cat "$base/apt/apt-opts") -q update >/dev/null
 	rm -rf "$base/dl" "$src"

@@ -128,12 +128,12 @@ def banner_version(image: Path, kver: str) -> str | None:
 
 
 def apt_opts(suite: str | None = None, cache: str | None = None) -> list[str]:
-    """The apt-get options of the suite's private apt state (scripts/apt-private.py,
+    """The apt-get options of the suite's private apt state (harness/barmap/build/apt.py,
     made by scripts/kernel.sh; made here if it is missing)."""
     state = paths.kernel_dir(suite, cache) / "apt"
     opts = state / "apt-opts"
     if not opts.is_file():
-        script = paths.REPO_ROOT / "scripts" / "apt-private.py"
+        script = paths.REPO_ROOT / "harness" / "barmap" / "build" / "apt.py"
         r = subprocess.run(
             [sys.executable, str(script), str(state), paths.kernel_suite(suite)],
             stdout=subprocess.DEVNULL,

@@ -1,4 +1,4 @@
-"""scripts/apt-private.py: which archives a private apt state is built from.
+"""harness/barmap/build/apt.py: which archives a private apt state is built from.
 
 The system's sources are parsed from text written here (deb822 and one-line);
 /etc/os-release is replaced by a dict, so a Debian, an Ubuntu and a Debian with
@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "apt-private.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "harness" / "barmap" / "build" / "apt.py"
 
 DEBIAN_SOURCES = """\
 Types: deb

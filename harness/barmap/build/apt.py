@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Set up a private apt state for one Debian suite, derived from this system's apt config.
 
-Usage: apt-private.py DIR SUITE      write the state, print its apt-get options
-       apt-private.py --sources SUITE print the deb822 sources only (for mmdebstrap)
+Usage: apt.py DIR SUITE              write the state, print its apt-get options
+       apt.py --sources SUITE         print the deb822 sources only (for mmdebstrap)
 
 Reads the system's sources (deb822 ``*.sources`` and one-line ``*.list``) and keeps
 the Debian archive entries of the system's own release and its ``-updates`` and
