@@ -10,7 +10,7 @@
 #                                  UBSAN, KFENCE (scripts/kernel-debug.sh; slow the first time)
 #   KDIR=/path/to/kernel/build     build the module against your own kernel tree instead
 #   KERNEL=/path/to/bzImage        boot your own kernel image instead
-#   BARMAP_CACHE=dir               where heavy artifacts live (the default: harness/barmap/paths.py)
+#   BARMAP_CACHE=dir               where heavy artifacts live (the default: harness/barmap/build/paths.py)
 #   ACCEL=auto|kvm|tcg             how the harness runs guests (auto probes KVM, falls back to TCG)
 #   JOBS=auto|N|0                  pytest-xdist workers for `make test*` (auto: one per core;
 #                                  0: serial, in this process)
@@ -41,16 +41,16 @@ VENV     := .venv
 VPY      := $(VENV)/bin/python
 
 # Every path and default (cache, suites, where QEMU, kernel.env and the initramfs
-# are) comes from harness/barmap/paths.py, as NAME:=value words: BARMAP_CACHE,
+# are) comes from harness/barmap/build/paths.py, as NAME:=value words: BARMAP_CACHE,
 # QEMU_SUITE, KERNEL_SUITE, QEMU_BIN, KENV, OUT, INITRD.  Knobs given here win.
 PATHS_ARGS := $(if $(BARMAP_CACHE),--cache '$(BARMAP_CACHE)') \
 	$(if $(QEMU_SUITE),--qemu-suite '$(QEMU_SUITE)') \
 	$(if $(KERNEL_SUITE),--kernel-suite '$(KERNEL_SUITE)') \
 	$(if $(QEMU_FLAVOR),--qemu-flavor '$(QEMU_FLAVOR)') \
 	$(if $(KERNEL_FLAVOR),--kernel-flavor '$(KERNEL_FLAVOR)')
-$(foreach v,$(shell $(PYTHON) harness/barmap/paths.py --make $(PATHS_ARGS)),$(eval $(v)))
+$(foreach v,$(shell $(PYTHON) harness/barmap/build/paths.py --make $(PATHS_ARGS)),$(eval $(v)))
 ifeq ($(KENV),)
-$(error harness/barmap/paths.py gave no paths (see its message above))
+$(error harness/barmap/build/paths.py gave no paths (see its message above))
 endif
 SUITES_LIST := $(subst $(comma), ,$(SUITES_COMMA))
 ifeq ($(QEMU_FLAVOR),fuzz)
@@ -101,7 +101,7 @@ endif
 # `make test`: the vmlinux of linux-image-KVER-dbg (an ~860 MB download, ~630 MB kept) in
 # the kernel cache's symbols/, resumed if interrupted; SOURCE=1 adds the kernel source.
 symbols: kernel venv
-	$(VPY) harness/barmap/symbols.py --suite $(KERNEL_SUITE) \
+	$(VPY) -m barmap.build.symbols --suite $(KERNEL_SUITE) \
 		$(if $(BARMAP_CACHE),--cache '$(BARMAP_CACHE)') $(if $(SOURCE),--source)
 
 # The module and the static guest tools, against the cached kernel's headers or KDIR=.

@@ -141,7 +141,7 @@ mkdir -p "$(dirname "$out")"
 # spend ~0.15 s of emulated CPU inflating it at every boot (docs/performance.md).
 pack() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$2.tmp" && mv "$2.tmp" "$2"; }
 # SSH: dropbear and the libraries it links, in a piece of its own
-# (harness/barmap/paths.py ssh_initrd) that the harness appends only to the
+# (harness/barmap/build/paths.py ssh_initrd) that the harness appends only to the
 # guests it starts with SSH: half the image's bytes, unpacked at every boot otherwise.
 ssh_out=${out%.cpio}-ssh.cpio
 rm -f "$ssh_out"

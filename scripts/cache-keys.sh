@@ -51,11 +51,11 @@ if [ -z "$qemu_version" ] || [ -z "$kernel_abi" ]; then
 	exit 1
 fi
 
-qemu_scripts=$(hash_of scripts/qemu.sh harness/barmap/build/apt.py scripts/paths.sh harness/barmap/paths.py \
+qemu_scripts=$(hash_of scripts/qemu.sh harness/barmap/build/apt.py scripts/paths.sh harness/barmap/build/paths.py \
 	qemu-device/patches)
 device=$(hash_of qemu-device include/barmap_regs.h)
 kernel_scripts=$(hash_of scripts/kernel.sh harness/barmap/build/apt.py scripts/paths.sh \
-	harness/barmap/paths.py harness/barmap/vmlinux.py)
+	harness/barmap/build/paths.py harness/barmap/build/vmlinux.py)
 checkpatch_script=$(hash_of scripts/checkpatch.sh)
 
 if [ "$KERNEL_FLAVOR" = debug ]; then
@@ -63,7 +63,7 @@ if [ "$KERNEL_FLAVOR" = debug ]; then
 	linux_version=$(apt-cache $(cat "$state/apt-opts") showsrc linux | sed -n 's/^Version: //p' |
 		sort -V | tail -n1)
 	debug_scripts=$(hash_of scripts/kernel-debug.sh harness/barmap/build/apt.py scripts/paths.sh \
-		harness/barmap/paths.py images/debug-kernel.config)
+		harness/barmap/build/paths.py images/debug-kernel.config)
 	kernel_cache="kernel-key=barmap-kernel-debug-$host-$KERNEL_SUITE-${linux_version//[:~+]/_}-$debug_scripts
 kernel-paths<<BARMAP_EOF
 $KERNEL_DIR/debug

@@ -9,7 +9,7 @@
 # Result: KERNEL_DIR (scripts/paths.sh):
 #   root/        the unpacked packages (boot/vmlinuz-*, lib/modules/*, usr/src/*)
 #   vmlinux-KVER the uncompressed ELF kernel, when it has a PVH entry (booted directly:
-#                no emulated decompressor; harness/barmap/vmlinux.py)
+#                no emulated decompressor; harness/barmap/build/vmlinux.py)
 #   kernel.env   KVER=... VMLINUZ=... VMLINUX=... KDIR=... MODDIR=...  (sourced by make and
 #                the harness; VMLINUX is empty for a kernel without PVH)
 set -euo pipefail
@@ -30,7 +30,7 @@ say() { printf 'barmap kernel[%s]: %s\n' "$suite" "$*" >&2; }
 pvh_vmlinux() {
 	local out=$base/vmlinux-$kver rc=0
 	[ -f "$out" ] && { echo "$out"; return 0; }
-	python3 "$top/harness/barmap/vmlinux.py" "$vmlinuz" "$out" >&2 || rc=$?
+	python3 "$top/harness/barmap/build/vmlinux.py" "$vmlinuz" "$out" >&2 || rc=$?
 	case $rc in
 	0) echo "$out" ;;
 	3) say "no PVH entry: the harness boots the bzImage" ;;

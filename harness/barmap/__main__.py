@@ -1,3 +1,3 @@
-from barmap.cli import main
+from barmap.cli.main import main
 
 raise SystemExit(main())

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from barmap.build.paths import FIRMWARE_DIRS
 from barmap.errors import ConfigError
-from barmap.paths import FIRMWARE_DIRS
+
+if TYPE_CHECKING:
+    from barmap.build.artifacts import Artifacts
 
 Accel = Literal["auto", "kvm", "tcg"]
 ACCELS: tuple[str, ...] = ("auto", "kvm", "tcg")
@@ -71,7 +74,17 @@ class MachineConfig:
     pvpanic: bool = True
     boot_timeout: float = 120.0
     command_timeout: float = 60.0
+    # every console wait is multiplied by this: a slower kernel's (the debug flavor's) factor
+    timeout_scale: float = 1.0
     firmware_dirs: tuple[str, ...] = FIRMWARE_DIRS
+
+    @classmethod
+    def for_artifacts(cls, art: Artifacts, **fields: Any) -> MachineConfig:
+        """A config that boots ``art`` (its kernel's own arguments and timeout scale
+        included); ``fields`` set the rest."""
+        fields.setdefault("timeout_scale", art.timeout_scale)
+        return cls(qemu=art.qemu, kernel=art.kernel, initrd=art.initrd,
+                   kernel_args=art.kernel_args, **fields)  # fmt: skip
 
     def validate(self) -> None:
         if self.accel not in ACCELS:
@@ -89,6 +102,8 @@ class MachineConfig:
             )
         if self.iommu and self.machine != "q35":
             raise ConfigError("iommu needs machine q35 (intel-iommu is a q35 device)")
+        if self.timeout_scale <= 0:
+            raise ConfigError(f"timeout_scale must be positive, not {self.timeout_scale}")
         if self.smp < 1:
             raise ConfigError(f"smp must be at least 1, not {self.smp}")
         ids = [d.id for d in self.devices]

@@ -3,7 +3,7 @@
 (A module of its own rather than conftest.py, so that ``from bmdev import``
 cannot pick up another directory's conftest.)
 
-The BARs are placed by the qtest PCI allocator (``barmap.qpci``, after libqos's
+The BARs are placed by the qtest PCI allocator (``barmap.qtest.pci``, after libqos's
 ``qpci_iomap``): a test reads them from ``dev.regs_addr`` and ``dev.mem_addr``.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 
 from barmap.abi import regs
 from barmap.pattern import pattern as pattern
-from barmap.qpci import MMIO32_WINDOW, MMIO64_WINDOW, PCIDevice
-from barmap.qtest import QTest
+from barmap.qtest.machine import QTest
+from barmap.qtest.pci import MMIO32_WINDOW, MMIO64_WINDOW, PCIDevice
 
 R = regs()
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from bmdev import Barmap
 
-from barmap.artifacts import find_qemu
+from barmap.build.artifacts import find_qemu
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

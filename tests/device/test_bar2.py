@@ -105,7 +105,7 @@ def test_memdev_size_mismatch_and_bad_size(make_dev, tmp_path: Path) -> None:  #
 
 
 def test_memdev_cannot_be_shared_by_two_devices(tmp_path: Path) -> None:
-    from barmap.qtest import QTest
+    from barmap.qtest.machine import QTest
 
     args = _memdev_args(tmp_path / "x", 1 << 20)
     args += ["-device", "barmap,memdev=hm,addr=04.0", "-device", "barmap,memdev=hm,addr=05.0"]

@@ -21,7 +21,7 @@ from bmdev import (
     pattern,
 )
 
-from barmap.qtest import QTest
+from barmap.qtest.machine import QTest
 
 ALL_ONES = R["BARMAP_FAULT_ALL_ONES"]
 ID = R["BARMAP_PCI_DEVICE_ID"] << 16 | R["BARMAP_PCI_VENDOR_ID"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bmdev import R, pattern
 
-from barmap.qtest import QTest
+from barmap.qtest.machine import QTest
 
 SLOT = 6
 DEVFN = SLOT << 3

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from bmdev import DEVFN, PCI_BAR0, PCI_BAR2, PCI_BAR4, Barmap, R, migrate, pattern
 
-from barmap.qpci import BarInfo
-from barmap.qtest import QTest
+from barmap.qtest.machine import QTest
+from barmap.qtest.pci import BarInfo
 
 MAGIC = R["BARMAP_ID_MAGIC"]
 POSE = (

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bmdev import Barmap, R, migrate, pattern
 
-from barmap.qtest import QTest
+from barmap.qtest.machine import QTest
 
 SIZE = 1 << 20
 START = R["BARMAP_DMA_CMD_START"]

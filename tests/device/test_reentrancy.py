@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 from bmdev import DMA_CMD_IRQ, DMA_DONE, DMA_FROM_DEV, DMA_START, R
 
-from barmap.qtest import QTest
+from barmap.qtest.machine import QTest
 
 MCFG = 0xB000_0000  # where the test opens q35's MMCONFIG window (MCH PCIEXBAR)
 MCH_PCIEXBAR = 0x60

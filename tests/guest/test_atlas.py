@@ -1,4 +1,4 @@
-"""A short atlas (``barmap.atlas``) on the suite's kernel, each cell against what it must be.
+"""A short atlas (``barmap.runs.atlas``) on the suite's kernel, each cell against what it must be.
 
 The full one is ``make atlas`` (both kernels, 200 race cycles per removal path); this one
 runs every cell once, with CYCLES cycles per race cell (10; 50 with ``BARMAP_SOAK=1``, as
@@ -13,10 +13,11 @@ import re
 from pathlib import Path
 
 import pytest
+from knobs import race_cycles, soak
 
-from barmap import atlas
+from barmap.build.paths import kernel_suite
 from barmap.config import MachineConfig
-from barmap.paths import kernel_suite, race_cycles, soak
+from barmap.runs import atlas
 
 pytestmark = pytest.mark.guest
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from barmap.build.paths import timeout_scale
 from barmap.config import MachineConfig
-from barmap.paths import timeout_scale
 
 pytestmark = pytest.mark.guest
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from barmap.machine import Machine
+from barmap.guest.machine import Machine
 from barmap.pattern import pattern
 
 DEV_MAP = re.compile(r"^([0-9a-f]+)-[0-9a-f]+ \S+ ([0-9a-f]+) \S+ \d+\s+/dev/barmap0$", re.M)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from barmap.build.paths import timeout_scale
+from barmap.build.symbols import symbols_vmlinux
 from barmap.config import MachineConfig
-from barmap.paths import timeout_scale
-from barmap.symbols import symbols_vmlinux
 
 pytestmark = pytest.mark.guest
 
@@ -133,8 +133,8 @@ def test_without_btf_the_driver_is_loaded_first_and_its_mmap_still_stops(
     the driver before gdb attaches, and a breakpoint in what runs later still stops."""
     from dataclasses import replace
 
-    from barmap import elf
-    from barmap.accel import resolve_accel
+    from barmap.debug import elf
+    from barmap.qemu.accel import resolve_accel
 
     try:
         btf = next(s for s in elf.sections(barmap_config.kernel) if s.name == ".BTF")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from barmap import checks
 from barmap.abi import reg, uapi
-from barmap.checks import parse_kv
 from barmap.config import BarmapDevice, MachineConfig, Reservation
-from barmap.machine import Machine
+from barmap.guest import checks
+from barmap.guest.checks import parse_kv
+from barmap.guest.machine import Machine
 
 pytestmark = pytest.mark.guest
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from barmap.build.paths import REPO_ROOT
 from barmap.config import MachineConfig
-from barmap.paths import REPO_ROOT
 
 pytestmark = pytest.mark.guest
 

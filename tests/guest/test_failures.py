@@ -14,13 +14,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from knobs import soak
 
-from barmap.accel import KvmUnusable, cached_probe
+from barmap.build.paths import timeout_scale
 from barmap.config import MachineConfig
 from barmap.errors import ConsoleTimeout, GuestCrash, MachineDied, QEMUStartError
-from barmap.machine import Machine
-from barmap.paths import soak, timeout_scale
-from barmap.rundir import RunDir
+from barmap.guest.machine import Machine
+from barmap.qemu.accel import KvmUnusable, cached_probe
+from barmap.qemu.rundir import RunDir
 
 pytestmark = pytest.mark.guest
 
@@ -142,7 +143,7 @@ _CHILD = textwrap.dedent("""
     # started in the background by a shell)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     from barmap.config import MachineConfig
-    from barmap.machine import Machine
+    from barmap.guest.machine import Machine
     from pathlib import Path
     config = MachineConfig(qemu=Path(sys.argv[1]), kernel=Path(sys.argv[2]),
                            initrd=Path(sys.argv[3]), accel="tcg", devices=())

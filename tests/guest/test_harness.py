@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from barmap import checks
-from barmap.accel import wants_huge_pages
 from barmap.config import MachineConfig
-from barmap.machine import Machine
+from barmap.guest import checks
+from barmap.guest.machine import Machine
+from barmap.qemu.accel import wants_huge_pages
 
 pytestmark = pytest.mark.guest
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from barmap.checks import parse_kv
-from barmap.machine import Machine
+from barmap.guest.checks import parse_kv
+from barmap.guest.machine import Machine
 
 pytestmark = pytest.mark.guest
 

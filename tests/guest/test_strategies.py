@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from barmap import checks
-from barmap.checks import parse_kv
-from barmap.machine import Machine
+from barmap.guest import checks
+from barmap.guest.checks import parse_kv
+from barmap.guest.machine import Machine
 
 pytestmark = pytest.mark.guest
 

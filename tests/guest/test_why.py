@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from barmap import checks
 from barmap.config import MachineConfig
-from barmap.machine import Machine
+from barmap.guest import checks
+from barmap.guest.machine import Machine
 
 pytestmark = pytest.mark.guest
 

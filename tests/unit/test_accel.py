@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from barmap import accel
+from barmap.qemu import accel
 
 
 def _fake_qemu(tmp_path: Path, body: str) -> Path:

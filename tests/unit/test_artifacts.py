@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from barmap import paths
-from barmap.artifacts import find_artifacts, find_qemu, read_env_file
+from barmap.build import paths
+from barmap.build.artifacts import find_artifacts, find_qemu, read_env_file
+from barmap.config import MachineConfig
 from barmap.errors import ConfigError
 
 KNOBS = ("BARMAP_QEMU", "BARMAP_KENV", "BARMAP_KERNEL", "BARMAP_INITRD", "BARMAP_SUITE",
@@ -124,13 +125,13 @@ def test_a_users_own_kernel_boots_as_it_is(cache: Path, tmp_path: Path) -> None:
 def test_the_kernels_own_boot_parameters_reach_the_command_line(cache: Path) -> None:
     """kernel.env's APPEND= (the debug kernel's acpi=noirq) is on the command line, before
     the user's append (which wins), and not for another kernel."""
-    from barmap.cmdline import kernel_append
+    from barmap.qemu.cmdline import kernel_append
 
     kenv = paths.kernel_env("bookworm")
     kenv.write_text(kenv.read_text() + "APPEND=acpi=noirq foo=1\n")
     art = find_artifacts()
     assert art.kernel_args == ("acpi=noirq", "foo=1")
-    line = kernel_append(art.machine_config(append=("foo=2",)), "tcg").split()
+    line = kernel_append(MachineConfig.for_artifacts(art, append=("foo=2",)), "tcg").split()
     assert line.index("acpi=noirq") < line.index("foo=1") < line.index("foo=2")
     assert find_artifacts(kernel="/my/bzImage").kernel_args == ()
     # the same image named by path (as the CLI's --kernel) is still the kernel.env's
@@ -140,7 +141,9 @@ def test_the_kernels_own_boot_parameters_reach_the_command_line(cache: Path) -> 
     assert find_artifacts(boot="bzimage").vmlinux == "/boot/bookworm-elf"
     assert find_artifacts(kernel="/my/bzImage").vmlinux == ""
     assert "APPEND" not in paths.read_env_file(paths.kernel_env("trixie"))
-    assert "acpi=noirq" not in kernel_append(find_artifacts("trixie").machine_config(), "tcg")
+    assert "acpi=noirq" not in kernel_append(
+        MachineConfig.for_artifacts(find_artifacts("trixie")), "tcg"
+    )
 
 
 def test_kernel_env_values_read_as_the_shell_reads_them(cache: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from barmap import atlas_report as r
+from barmap.runs import atlas_report as r
 
 DRIVER_ROWS = ("bar", "bar-remap", "bar-iomap", "dma", "reserved", "reserved-remap", "dma-wc",
                "dma-pages", "dma-noncontig", "ram-remap", "pages-insert", "pages-fault",

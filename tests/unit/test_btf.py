@@ -1,4 +1,4 @@
-"""barmap.btf: struct member offsets from a kernel's BTF."""
+"""barmap.debug.btf: struct member offsets from a kernel's BTF."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from barmap import btf
-from barmap.btf import Btf, BtfError
+from barmap.debug import btf
+from barmap.debug.btf import Btf, BtfError
 
 
 def _blob(types: list[bytes], strings: list[str]) -> bytes:
@@ -81,8 +81,8 @@ def test_what_is_not_there_is_an_error(sample: Btf) -> None:
 
 
 def _kernel_vmlinux() -> Path | None:
-    from barmap.artifacts import read_env_file
-    from barmap.paths import kernel_env
+    from barmap.build.artifacts import read_env_file
+    from barmap.build.paths import kernel_env
 
     env = kernel_env()
     vmlinux = read_env_file(env).get("VMLINUX", "") if env.is_file() else ""
@@ -92,7 +92,7 @@ def _kernel_vmlinux() -> Path | None:
 def test_the_cached_kernel_agrees_with_the_module_dwarf() -> None:
     """struct module's layout from the kernel's BTF equals gdb's reading of barmap.ko's DWARF."""
     vmlinux = _kernel_vmlinux()
-    from barmap.paths import build_dir
+    from barmap.build.paths import build_dir
 
     ko = build_dir() / "barmap.ko"  # built for the same suite as kernel_env()
     if vmlinux is None or not ko.is_file() or shutil.which("gdb") is None:

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from barmap import checks
-from barmap.console import CommandResult
+from barmap.guest import checks
+from barmap.guest.console import CommandResult
 from barmap.pattern import pattern
 
 # what `barmap-check --strategy bar --pattern all --sizes page,whole` prints (abridged)

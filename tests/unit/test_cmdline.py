@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from barmap.cmdline import (
+from barmap.build.paths import FIRMWARE_DIRS
+from barmap.config import BarmapDevice, MachineConfig, Reservation
+from barmap.errors import ConfigError
+from barmap.qemu.cmdline import (
     SPARE_ROOT_PORTS,
     TCG_CPU,
     build_cmdline,
     build_qtest_cmdline,
     kernel_append,
 )
-from barmap.config import BarmapDevice, MachineConfig, Reservation
-from barmap.errors import ConfigError
-from barmap.paths import FIRMWARE_DIRS
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from barmap.console import Console, ConsoleDrain, Shell
 from barmap.errors import CommandFailed, ConsoleTimeout, GuestCrash, MachineDied
+from barmap.guest.console import Console, ConsoleDrain, Shell
 
 
 class Host:
@@ -160,3 +160,13 @@ def test_milestones_are_timed_once_when_they_first_arrive(tmp_path: Path) -> Non
         ours.close()
     assert set(drain.seen) == {"", "init start", "init done"}
     assert drain.seen[""] <= drain.seen["init start"] <= drain.seen["init done"]
+
+
+def test_the_log_leaves_out_terminal_queries_even_split_across_reads() -> None:
+    from barmap.guest.console import LogFilter
+
+    f = LogFilter()
+    chunks = [b"~ # \x1b[6", b"nls\r\n\x1b", b"[1mbold\x1b[0m \x1b[c", b"end\x1b["]
+    got = b"".join(f.feed(c) for c in chunks) + f.flush()
+    assert got == b"~ # ls\r\n\x1b[1mbold\x1b[0m end\x1b["
+    assert LogFilter().feed(b"plain") == b"plain"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from barmap.crash import ANY_MARKER, find_crash
+from barmap.guest.crash import ANY_MARKER, find_crash
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 

@@ -1,4 +1,4 @@
-"""barmap.gdbscript: the gdb script of a debug session, from a module built here."""
+"""barmap.debug.gdbscript: the gdb script of a debug session, from a module built here."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from barmap import gdbscript
-from barmap.gdbscript import ModuleFile, ModuleLayout, Session
+from barmap.debug import gdbscript
+from barmap.debug.gdbscript import ModuleFile, ModuleLayout, Session
 
 LAYOUT = ModuleLayout(name=24, sect_attrs=584, nsections=40, attrs=48, attr_size=72,
                       attr_name=0, attr_address=64)  # fmt: skip

@@ -1,4 +1,4 @@
-"""barmap.interactive: the console's keys (Ctrl-a c for the monitor, Ctrl-] to quit)."""
+"""barmap.debug.interactive: the console's keys (Ctrl-a c for the monitor, Ctrl-] to quit)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from barmap.interactive import _Terminal, _Trace
+from barmap.debug.interactive import _Terminal, _Trace
 
 
 class FakeVM:

@@ -1,4 +1,4 @@
-"""barmap.junit: a real pytest run's JUnit XML turned into a job summary."""
+"""barmap.testing.junit: a real pytest run's JUnit XML turned into a job summary."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from barmap.junit import main, markdown, read
+from barmap.testing.junit import main, markdown, read
 
 SAMPLE = """
 import pytest

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from barmap import rundir
 from barmap.errors import QEMUStartError
-from barmap.launcher import QEMUProcess, leftover_qemu_pids
-from barmap.qtest import QTest
+from barmap.qemu import rundir
+from barmap.qemu.launcher import QEMUProcess, leftover_qemu_pids
+from barmap.qtest.machine import QTest
 
 
 def _program(tmp_path: Path, body: str) -> Path:

@@ -1,5 +1,5 @@
-"""barmap.monitor: finding a running session and talking HMP to it, against a stand-in
-monitor that answers as QEMU's does (echo, terminal codes, the prompt)."""
+"""barmap.qemu.sessions and .hmp: finding a running session and talking HMP to it, against a
+stand-in monitor that answers as QEMU's does (echo, terminal codes, the prompt)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from barmap import monitor
 from barmap.errors import BarmapError
-from barmap.rundir import RunDir
+from barmap.qemu import hmp, sessions
+from barmap.qemu.rundir import RunDir
 
 GREETING = b"QEMU 7.2.22 monitor - type 'help' for more information\r\n(qemu) "
 ANSWERS = {b"info status": b"VM status: running\r\n", b"info name": b"barmap\r\n"}
@@ -54,9 +54,9 @@ def parent(tmp_path: Path) -> Path:
 @pytest.fixture
 def live(parent: Path) -> Iterator[RunDir]:
     rundir = RunDir(parent)
-    monitor.write_session(rundir.path, name="debug-1234", harness_pid=os.getpid(), qemu_pid=1,
+    sessions.write_session(rundir.path, name="debug-1234", harness_pid=os.getpid(), qemu_pid=1,
                           gdb_port=1234, log_dir="build/logs/x", command="debug")  # fmt: skip
-    _hmp_server(rundir.path / monitor.HMP_SOCKET)
+    _hmp_server(rundir.path / hmp.HMP_SOCKET)
     yield rundir
     rundir.remove()
 
@@ -64,38 +64,38 @@ def live(parent: Path) -> Iterator[RunDir]:
 def test_a_live_session_is_found_and_answers(
     live: RunDir, parent: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    session = monitor.find_session(None, parent)
+    session = sessions.find_session(None, parent)
     assert session.name == "debug-1234" and session.gdb_port == 1234
-    assert monitor.find_session("debug-12", parent).rundir == live.path  # a prefix will do
-    assert monitor.run_commands(session.hmp_socket, ["info status", "info name"]) == 0
+    assert sessions.find_session("debug-12", parent).rundir == live.path  # a prefix will do
+    assert hmp.run_commands(session.hmp_socket, ["info status", "info name"]) == 0
     assert capsys.readouterr().out == "VM status: running\nbarmap\n"  # no echo, no codes
 
 
 def test_a_dead_session_is_not_listed(parent: Path) -> None:
     rundir = RunDir(parent)
-    monitor.write_session(rundir.path, name="gone")
-    (rundir.path / monitor.HMP_SOCKET).touch()
+    sessions.write_session(rundir.path, name="gone")
+    (rundir.path / hmp.HMP_SOCKET).touch()
     os.close(rundir._fd)  # the harness died: its lock went with it
     rundir._fd = None
-    assert monitor.sessions(parent) == []
+    assert sessions.sessions(parent) == []
     with pytest.raises(BarmapError, match="no barmap session"):
-        monitor.find_session(None, parent)
+        sessions.find_session(None, parent)
 
 
 def test_names_must_pick_one(live: RunDir, parent: Path) -> None:
     other = RunDir(parent)
     try:
-        monitor.write_session(other.path, name="debug-5678")
-        (other.path / monitor.HMP_SOCKET).touch()
+        sessions.write_session(other.path, name="debug-5678")
+        (other.path / hmp.HMP_SOCKET).touch()
         with pytest.raises(BarmapError, match="2 sessions are running, name one"):
-            monitor.find_session(None, parent)
+            sessions.find_session(None, parent)
         with pytest.raises(BarmapError, match="no single session named 'debug-'"):
-            monitor.find_session("debug-", parent)
-        assert monitor.find_session("debug-5678", parent).rundir == other.path
+            sessions.find_session("debug-", parent)
+        assert sessions.find_session("debug-5678", parent).rundir == other.path
     finally:
         other.remove()
 
 
 def test_a_monitor_that_is_gone_is_one_readable_error(tmp_path: Path) -> None:
     with pytest.raises(BarmapError, match="cannot connect to the monitor"):
-        monitor.HmpClient(tmp_path / "nothing.sock")
+        hmp.HmpClient(tmp_path / "nothing.sock")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from barmap.overlay import cpio_archive, initrd_with_overlay
+from barmap.guest.overlay import cpio_archive, initrd_with_overlay
 
 FILES = {
     "/root/.ssh/authorized_keys": (0o600, b"ssh-ed25519 AAAA barmap\n"),

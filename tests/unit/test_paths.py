@@ -1,4 +1,4 @@
-"""One truth for every path and default: barmap.paths, and make and the scripts reading it."""
+"""One truth for every path and default: barmap.build.paths, and make and the scripts reading it."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from barmap import paths
+from barmap.build import paths
 
 ROOT = paths.REPO_ROOT
-PATHS_PY = ROOT / "harness" / "barmap" / "paths.py"
+PATHS_PY = ROOT / "harness" / "barmap" / "build" / "paths.py"
 ENV_KNOBS = (
     "BARMAP_CACHE",
     "BARMAP_SUITE",
@@ -186,7 +186,7 @@ def test_each_default_is_spelled_in_one_place(needle: str) -> None:
         for p in _source_files()
         if p.resolve() != here and needle in p.read_text(errors="replace")
     ]
-    assert spelled in ([], ["harness/barmap/paths.py"]), spelled
+    assert spelled in ([], ["harness/barmap/build/paths.py"]), spelled
 
 
 def test_flavors_have_their_own_build_directories(
@@ -227,23 +227,3 @@ def test_timeout_scale_follows_the_kernel_flavor(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("BARMAP_TIMEOUT_SCALE", "fast")
     with pytest.raises(ValueError, match="not a positive number"):
         paths.timeout_scale()
-
-
-def test_race_cycles_follow_the_kernel_flavor(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BARMAP_RACE_CYCLES", raising=False)
-    monkeypatch.delenv("BARMAP_KERNEL_FLAVOR", raising=False)
-    monkeypatch.delenv("BARMAP_SOAK", raising=False)
-    assert paths.race_cycles() == paths.KERNEL_FLAVOR_RACE_CYCLES["distro"]
-    monkeypatch.setenv("BARMAP_SOAK", "1")
-    assert paths.race_cycles() == paths.SOAK_RACE_CYCLES["distro"] == 200
-    monkeypatch.setenv("BARMAP_KERNEL_FLAVOR", "debug")
-    assert paths.race_cycles() == paths.SOAK_RACE_CYCLES["debug"] < 200
-    monkeypatch.setenv("BARMAP_RACE_CYCLES", "7")
-    assert paths.race_cycles() == 7
-    for bad in ("0", "-3", "many"):
-        monkeypatch.setenv("BARMAP_RACE_CYCLES", bad)
-        with pytest.raises(ValueError, match="not a positive whole number"):
-            paths.race_cycles()
-    monkeypatch.setenv("BARMAP_SOAK", "yes")
-    with pytest.raises(ValueError, match="BARMAP_SOAK='yes'"):
-        paths.soak()

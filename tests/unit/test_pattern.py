@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from barmap import checks
+from barmap.guest import checks
 from barmap.pattern import DEFAULT_SEED, pattern
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from barmap.qmp import event_matches
+from barmap.qemu.qmp import event_matches
 
 DELETED = {"device": "hp", "path": "/machine/peripheral/hp"}
 

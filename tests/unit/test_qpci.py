@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from barmap.qpci import (
+from barmap.qtest.pci import (
     IO_WINDOW,
     MMIO32_WINDOW,
     MMIO64_WINDOW,

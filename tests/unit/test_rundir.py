@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from barmap.rundir import LOCK, PREFIX, RunDir, sweep
+from barmap.qemu.rundir import LOCK, PREFIX, RunDir, sweep
 
 _HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from barmap.rundir import RunDir
+    from barmap.qemu.rundir import RunDir
     d = RunDir(Path(sys.argv[1]))
     (d / "qmp.sock").write_text("")
     print(d.path, flush=True)

@@ -1,4 +1,4 @@
-"""harness/barmap/symbols.py: the guest kernel's debug symbols, fetched on request.
+"""harness/barmap/build/symbols.py: the guest kernel's debug symbols, fetched on request.
 
 No 860 MB download: a stand-in -dbg package is built here with ``dpkg-deb
 --build`` (a few hundred KB of vmlinux beside files that must not be kept) and
@@ -24,8 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from barmap import paths, symbols
-from barmap.symbols import Package, SymbolsError
+from barmap.build import fetch as fetching
+from barmap.build import paths, symbols
+from barmap.build.symbols import Package, SymbolsError
 
 KVER = "9.9.0-1-test"
 VERSION = "9.9.3-1"
@@ -208,21 +209,21 @@ def test_ctrl_c_keeps_what_came_for_the_next_run(
     archive: tuple[Archive, str], dbg_deb: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state, pkg = serve(archive, dbg_deb)
-    monkeypatch.setattr(symbols, "CHUNK", 65536)
-    update = symbols.Progress.update
+    monkeypatch.setattr(fetching, "CHUNK", 65536)
+    update = fetching.Progress.update
 
-    def interrupt(self: symbols.Progress, done: int, *, force: bool = False) -> None:
+    def interrupt(self: fetching.Progress, done: int, *, force: bool = False) -> None:
         if done >= 3 * 65536:
             raise KeyboardInterrupt
         update(self, done, force=force)
 
-    monkeypatch.setattr(symbols.Progress, "update", interrupt)
+    monkeypatch.setattr(fetching.Progress, "update", interrupt)
     with pytest.raises(KeyboardInterrupt):
         fetch(pkg, tmp_path)
     part = tmp_path / "dl" / f"{pkg.deb}.part"
     kept_bytes = part.read_bytes()  # what was written before ^C
     assert 2 * 65536 <= len(kept_bytes) < len(dbg_deb) and dbg_deb.startswith(kept_bytes)
-    monkeypatch.setattr(symbols.Progress, "update", update)
+    monkeypatch.setattr(fetching.Progress, "update", update)
     state.requests = []
     out, _ = fetch(pkg, tmp_path)
     assert out.read_bytes() == VMLINUX
@@ -480,7 +481,7 @@ class Clock:
 
 def test_progress_on_a_pipe_is_a_line_every_two_seconds() -> None:
     stream, clock = io.StringIO(), Clock()
-    progress = symbols.Progress("pkg", 100_000_000, stream, clock=clock)
+    progress = fetching.Progress("pkg", 100_000_000, stream, clock=clock)
     for i in range(1, 101):  # 10 s at 10 MB/s, an update every 0.1 s
         clock.now = i / 10
         progress.update(i * 1_000_000)
@@ -497,7 +498,7 @@ def test_progress_on_a_terminal_rewrites_one_line() -> None:
             return True
 
     stream, clock = Tty(), Clock()
-    progress = symbols.Progress("pkg", 10_000_000, stream, clock=clock)
+    progress = fetching.Progress("pkg", 10_000_000, stream, clock=clock)
     for i in range(1, 11):
         clock.now = float(i)
         progress.update(i * 1_000_000)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from barmap import paths
-from barmap.artifacts import read_env_file
-from barmap.vmlinux import NO_PVH, VmlinuxError, decompress, extract, main, payload, pvh_entry
+from barmap.build import paths
+from barmap.build.artifacts import read_env_file
+from barmap.build.vmlinux import NO_PVH, VmlinuxError, decompress, extract, main, payload, pvh_entry
 
 
 def note(name: bytes, ntype: int, desc: bytes) -> bytes:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from barmap.paths import REPO_ROOT
+from barmap.build.paths import REPO_ROOT
 
 TOOL = REPO_ROOT / "guest-driver" / "tools" / "barmap-why"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from barmap import Machine
-from barmap.checks import parse_kv
+from barmap.guest.checks import parse_kv
 from barmap.pattern import pattern
 
 

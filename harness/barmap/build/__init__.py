@@ -1,5 +1,5 @@
 """Getting and laying out the artifacts: paths, the private apt client, fetches, extractors.
 
-Standard library only, so scripts run its modules before the venv exists; imports nothing
-else of barmap.
+Standard library only, so scripts run its modules before the venv exists.  May import:
+the leaves (errors).
 """
