@@ -10,15 +10,14 @@ from the tool's own idea of what should happen.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import tool
 
 from barmap.abi import reg, uapi
 from barmap.config import BarmapDevice, MachineConfig, Reservation
@@ -46,78 +45,6 @@ MATRIX_RESERVATION = Reservation(base=0x30000000, size=MATRIX_OBJECT)
 NOTHING_BASE = 0x80000000
 NOTHING_SIZE = 0x100000
 
-KERNEL_FAILURE = re.compile(r"BUG:|WARNING:|Oops|Call Trace|general protection|Kernel panic")
-
-
-# -- helpers ------------------------------------------------------------------
-
-
-def _records(output: str) -> list[dict[str, str]]:
-    """The tool's ``key=value`` result lines (mismatch details and notes are indented)."""
-    return [parse_kv(ln) for ln in output.splitlines() if ln and not ln[0].isspace() and "=" in ln]
-
-
-def _json(output: str) -> list[dict[str, object]]:
-    start = output.index("[")
-    return json.loads(output[start:])  # type: ignore[no-any-return]
-
-
-def _info(vm: Machine, dev: str = "/dev/barmap0") -> dict[str, str]:
-    return parse_kv(vm.run(f"barmap-check info --dev {dev}", check=True).output.strip())
-
-
-def _sysfs(vm: Machine, attr: str, minor: int = 0) -> str:
-    return vm.run(f"cat /sys/class/barmap/barmap{minor}/{attr}", check=True).output.strip()
-
-
-def _assert_dmesg_clean(vm: Machine) -> None:
-    dmesg = vm.run("dmesg", check=True).output
-    bad = [ln for ln in dmesg.splitlines() if KERNEL_FAILURE.search(ln)]
-    assert not bad, "kernel failure in dmesg:\n" + "\n".join(bad[:20])
-
-
-def _xorshift_words(seed: int, count: int) -> bytes:
-    """The tool's ``random`` pattern: xorshift64* seeded with ``seed | 1``, low 32 bits."""
-    mask = (1 << 64) - 1
-    state = (seed | 1) & mask
-    out = bytearray(4 * count)
-    for i in range(count):
-        state ^= state >> 12
-        state ^= (state << 25) & mask
-        state ^= state >> 27
-        out[4 * i : 4 * i + 4] = ((state * 0x2545F4914F6CDD1D) & 0xFFFFFFFF).to_bytes(4, "little")
-    return bytes(out)
-
-
-def _wait_event(vm: Machine, name: str, device: str, timeout: float = 20.0) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        vm.qmp.poll_events()
-        for ev in vm.qmp.events:
-            if ev.get("event") == name and ev.get("data", {}).get("device") == device:
-                return ev
-        time.sleep(0.1)
-    raise AssertionError(f"no {name} event for {device} within {timeout} s: {vm.qmp.events}")
-
-
-def _start_holder(vm: Machine, seconds: int, dev: str = "/dev/barmap0") -> None:
-    """``barmap-check hold`` in the background (pid in $HOLD), back once both mappings exist."""
-    vm.run(f"barmap-check hold --dev {dev} --size {seconds} > /tmp/hold.log 2>&1 & HOLD=$!")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        n = vm.run(f"grep -c {dev} /proc/$HOLD/maps").output.strip()
-        if n.isdigit() and int(n) >= 2:  # the BAR and the DMA buffer
-            return
-        time.sleep(0.2)
-    raise AssertionError("the holder never mapped the BAR and its buffer")
-
-
-def _reload(vm: Machine, params: str = "") -> None:
-    vm.run("rmmod barmap", check=True)
-    vm.run(f"insmod {checks.MODULE_PATH} {params}".strip(), check=True)
-    vm.run("test -c /dev/barmap0", check=True)
-
-
 # -- a VM with small objects, for the full matrix -------------------------------
 
 
@@ -134,7 +61,7 @@ def matrix_vm(
     with Machine(config, log_dir=tmp_path_factory.mktemp("matrix-vm")) as vm:
         checks.load_module(vm)
         yield vm
-        _assert_dmesg_clean(vm)
+        tool.assert_dmesg_clean(vm)
 
 
 # -- 1. every strategy, cache mode, pattern, width and size ----------------------
@@ -151,7 +78,7 @@ def matrix_vm(
 )
 def test_full_matrix_passes(matrix_vm: Machine, strategy: str, cache: str) -> None:
     vm = matrix_vm
-    info = _info(vm)
+    info = tool.info(vm)
     obj = strategy.removesuffix("-remap")
     whole = {
         "bar": int(info["bar_size"]),
@@ -167,7 +94,7 @@ def test_full_matrix_passes(matrix_vm: Machine, strategy: str, cache: str) -> No
     )
     status, output = vm.run(cmd, timeout=300)
     assert status == 0, output[-2000:]
-    recs = [r for r in _records(output) if r.get("strategy") == strategy]
+    recs = [r for r in tool.records(output) if r.get("strategy") == strategy]
     passes = [r for r in recs if "summary" not in r]
     summary = [r for r in recs if "summary" in r]
 
@@ -199,9 +126,35 @@ def test_full_matrix_passes(matrix_vm: Machine, strategy: str, cache: str) -> No
         else:
             addr = MATRIX_RESERVATION.base
             assert int(info["reserved_phys"], 16) == addr
-        want = _xorshift_words(int(last["seed"], 16), whole // 4)
+        want = tool.xorshift_words(int(last["seed"], 16), whole // 4)
         data = vm.qmp.read_phys(addr, whole)
         assert data == want, f"host view of {strategy} differs from the tool's last pattern"
+
+
+def test_bar_strategy_round_trips_the_whole_bar(barmap_vm: Machine) -> None:
+    _, bar_size = barmap_vm.qmp.barmap_bar("barmap0")
+    result = checks.run_tool(barmap_vm, "bar")
+    assert result.passed, result.detail
+    assert result.bytes_checked == bar_size
+    assert result.mismatches == 0
+
+
+def test_host_sees_what_the_guest_wrote_into_the_bar(barmap_vm: Machine) -> None:
+    seed = 0x1234ABCD
+    assert checks.run_tool(barmap_vm, "bar", seed=seed).passed
+    view = checks.host_view_check(barmap_vm, seed=seed)
+    assert view.passed, view.detail
+    # the host check can fail: the same bytes against another seed's pattern
+    other = checks.host_view_check(barmap_vm, seed=seed ^ 0xFF)
+    assert not other.passed
+    assert other.mismatches == other.bytes_checked // 4
+
+
+def test_guest_and_host_agree_on_the_bar_address(barmap_vm: Machine) -> None:
+    addr, size = barmap_vm.qmp.barmap_bar("barmap0")
+    info = parse_kv(barmap_vm.run("barmap-check info", check=True).output.strip())
+    assert int(info["bar_phys"], 0) == addr
+    assert int(info["bar_size"], 0) == size
 
 
 # -- 2. cross-path --------------------------------------------------------------
@@ -209,12 +162,12 @@ def test_full_matrix_passes(matrix_vm: Machine, strategy: str, cache: str) -> No
 
 def test_cross_path_both_directions(barmap_vm: Machine) -> None:
     vm = barmap_vm
-    bar_size = int(_info(vm)["bar_size"])
-    dma_before = int(_sysfs(vm, "dma_count"))
-    irq_before = int(_sysfs(vm, "irq_count"))
+    bar_size = int(tool.info(vm)["bar_size"])
+    dma_before = int(tool.sysfs(vm, "dma_count"))
+    irq_before = int(tool.sysfs(vm, "irq_count"))
     status, output = vm.run("barmap-check cross --seed 0xc0055", timeout=120)
     assert status == 0, output
-    recs = [r for r in _records(output) if "cross" in r]
+    recs = [r for r in tool.records(output) if "cross" in r]
     assert [r["cross"] for r in recs] == ["bar-to-buf", "buf-to-bar"]
     length = min(bar_size, BUF_SIZE_MAX)
     for r in recs:
@@ -226,8 +179,8 @@ def test_cross_path_both_directions(barmap_vm: Machine) -> None:
         st = int(r["dma_status"], 16)
         assert st & reg("DMA_STATUS_DONE") and not st & reg("DMA_STATUS_ERROR"), hex(st)
     total = sum(int(r["dmas"]) for r in recs)
-    assert int(_sysfs(vm, "dma_count")) - dma_before == total
-    assert int(_sysfs(vm, "irq_count")) - irq_before >= total  # one completion IRQ per transfer
+    assert int(tool.sysfs(vm, "dma_count")) - dma_before == total
+    assert int(tool.sysfs(vm, "irq_count")) - irq_before >= total  # one completion IRQ per transfer
 
 
 # -- 3. the seed question: reserved RAM, nothing decoding, a dead link --------------
@@ -240,7 +193,7 @@ def test_memmap_reserved_ram_reads_back_what_was_written(barmap_vm: Machine) -> 
     assert f"memmap={r.size:#x}${r.base:#x}" in vm.run("cat /proc/cmdline").output
     iomem = vm.run("cat /proc/iomem", check=True).output
     assert re.search(rf"^{r.base:08x}-{r.base + r.size - 1:08x} : Reserved$", iomem, re.M), iomem
-    info = _info(vm)
+    info = tool.info(vm)
     assert int(info["reserved_phys"], 16) == r.base and int(info["reserved_size"]) == r.size
 
     seed = 0x7E5E0ED1
@@ -262,8 +215,8 @@ def test_region_nothing_decodes_reads_zero_and_the_tool_says_so(barmap_vm: Machi
             assert name.startswith("PCI Bus"), f"{NOTHING_BASE:#x} is claimed: {line}"
     assert vm.qmp.read_phys(NOTHING_BASE, PAGE) == bytes(PAGE)
 
-    _reload(vm, f"reserved_base={NOTHING_BASE:#x} reserved_size={NOTHING_SIZE:#x}")
-    info = _info(vm)
+    tool.reload(vm, f"reserved_base={NOTHING_BASE:#x} reserved_size={NOTHING_SIZE:#x}")
+    info = tool.info(vm)
     assert int(info["reserved_phys"], 16) == NOTHING_BASE
     assert int(info["reserved_size"]) == NOTHING_SIZE
 
@@ -271,7 +224,7 @@ def test_region_nothing_decodes_reads_zero_and_the_tool_says_so(barmap_vm: Machi
         "barmap-check check --strategy reserved --sizes page,whole --seed 0x5eed --json"
     )
     assert status == 1, output
-    recs = _json(output)
+    recs = tool.json_records(output)
     assert len(recs) == 3  # two passes and the summary
     assert recs[2]["summary"] == "1" and recs[2]["verdict"] == "FAIL"
     for rec in recs[:2]:
@@ -284,7 +237,7 @@ def test_region_nothing_decodes_reads_zero_and_the_tool_says_so(barmap_vm: Machi
     # it was the address that read nothing: the memmap= region works with the same module
     r = vm.config.reservation
     assert r is not None
-    _reload(vm, f"reserved_base={r.base:#x} reserved_size={r.size:#x}")
+    tool.reload(vm, f"reserved_base={r.base:#x} reserved_size={r.size:#x}")
     assert checks.run_tool(vm, "reserved", args="--sizes page").passed
 
 
@@ -300,7 +253,7 @@ def test_dead_link_reads_all_ones_and_recovers_with_the_old_data(barmap_vm: Mach
         "barmap-check check --strategy bar --sizes 1024,page,whole --seed 0xbadf00d --json"
     )
     assert status == 1, output
-    recs = _json(output)
+    recs = tool.json_records(output)
     assert len(recs) == 4  # three passes and the summary
     for rec in recs[:3]:
         assert rec["verdict"] == "FAIL" and "error" not in rec, rec
@@ -387,85 +340,39 @@ def test_hostile_matrix_gets_the_documented_errno_or_signal(barmap_vm: Machine) 
     assert summary, output[-500:]
     assert (int(summary.group(1)), int(summary.group(2))) == (len(lines), 0)
     assert status == 0
-    _assert_dmesg_clean(vm)
+    tool.assert_dmesg_clean(vm)
 
 
-def test_rmmod_while_mapped_is_refused(barmap_vm: Machine) -> None:
-    vm = barmap_vm
-    _start_holder(vm, 120)
-    status, output = vm.run("rmmod barmap")
-    assert status != 0, "rmmod succeeded with a live mapping"
-    assert "barmap" in output
-    assert re.search(r"^barmap\s", vm.run("lsmod").output, re.M), "module gone anyway"
-    # the holder's mappings are untouched by the refused rmmod
-    assert vm.run("kill -0 $HOLD").status == 0
-    assert vm.run("kill $HOLD; wait $HOLD").status == 128 + 15  # SIGTERM, as sent
-    vm.run("rmmod barmap", check=True)
-    assert not re.search(r"^barmap\s", vm.run("lsmod").output, re.M)
-    checks.load_module(vm)
-    assert checks.run_tool(vm, "bar", args="--sizes page").passed
-    _assert_dmesg_clean(vm)
+@pytest.mark.parametrize(
+    ("case", "errno"),
+    [
+        ("bar-past-end", "EINVAL"),
+        ("unknown-buffer-id", "EINVAL"),
+        ("map-private", "EINVAL"),
+        ("bad-ioctl", "ENOTTY"),
+        ("free-while-mapped", "EBUSY"),
+        ("mremap-grow", "EFAULT"),
+    ],
+)
+def test_bad_mappings_are_refused_with_an_errno(barmap_vm: Machine, case: str, errno: str) -> None:
+    refusals = _refusals(barmap_vm)
+    assert case in refusals, f"the tool did not try {case}"
+    assert refusals[case] == errno
 
 
-def test_rmmod_refusal_leaves_the_mapping_working(barmap_vm: Machine) -> None:
-    vm = barmap_vm
-    _start_holder(vm, 60)
-    assert vm.run("rmmod barmap").status != 0
-    # the refusal done, the holder checks its words now (SIGUSR1 ends its hold)
-    assert vm.run("kill -USR1 $HOLD; wait $HOLD", timeout=30).status == 0
-    hold = parse_kv(vm.run("tail -n 1 /tmp/hold.log").output.strip())
-    assert hold == {"hold": "done", "verdict": "PASS"}
-    vm.run("rmmod barmap", check=True)
-    checks.load_module(vm)
-    _assert_dmesg_clean(vm)
+_cache: dict[int, dict[str, str]] = {}
 
 
-def test_hot_unplug_while_mapped_gives_sigbus(barmap_vm: Machine) -> None:
-    vm = barmap_vm
-    _start_holder(vm, 60)
-    site = vm.qmp.plug_site("barmap0")
-    vm.qmp.device_del("barmap0")
-    _wait_event(vm, "DEVICE_DELETED", "barmap0")
-    assert vm.run("test -e /dev/barmap0").status != 0
-    # the holder's next access to the zapped mapping (now: SIGUSR1 ends its hold) must
-    # fault, not read stale memory
-    assert vm.run("kill -USR1 $HOLD; wait $HOLD", timeout=60).status == 128 + 7  # SIGBUS
-    assert "hold=done" not in vm.run("cat /tmp/hold.log").output
-    _assert_dmesg_clean(vm)
-
-    # plugging a device back in gives a working /dev/barmap0
-    vm.qmp.device_add("barmap", "barmap0", size=1 << 20, **site)
-    deadline = time.monotonic() + 20
-    while vm.run("test -c /dev/barmap0").status != 0:
-        assert time.monotonic() < deadline, "no /dev/barmap0 after device_add"
-        time.sleep(0.2)
-    assert int(_info(vm)["bar_size"]) == 1 << 20
-    result = checks.run_tool(vm, "bar", seed=0x91A6)
-    assert result.passed and result.bytes_checked == 1 << 20, result.detail
-    view = checks.host_view_check(vm, seed=0x91A6)
-    assert view.passed, view.detail
-    _assert_dmesg_clean(vm)
-
-
-def test_sysfs_remove_while_mapped(barmap_vm: Machine) -> None:
-    vm = barmap_vm
-    status, output = vm.run("barmap-check unplug --seed 0x0ff", timeout=120)
-    got = {kv["unplug"]: kv["outcome"] for kv in _records(output) if "unplug" in kv}
-    assert got == {
-        "remove": "ok",
-        "bar-read": "signal=SIGBUS",
-        "buffer-read": "signal=SIGBUS",
-        "buffer-write": "signal=SIGBUS",
-        "ioctl-info": "errno=ENODEV",
-        "ioctl-alloc": "errno=ENODEV",
-        "mmap": "errno=ENODEV",
-        "bad-ioctl": "errno=ENOTTY",
-        "close": "ok",
-        "rescan-reopen": "ok",
-    }, output
-    assert status == 0
-    assert checks.run_tool(vm, "bar", args="--sizes page").passed
-    _assert_dmesg_clean(vm)
+def _refusals(vm: Machine) -> dict[str, str]:
+    """The tool's refusal matrix, run once per VM: case -> errno name it got."""
+    if id(vm) not in _cache:
+        output = vm.run("barmap-check probe-refusals").output
+        _cache[id(vm)] = {
+            kv["refusal"]: kv.get("errno", "none")
+            for kv in map(parse_kv, output.splitlines())
+            if "refusal" in kv
+        }
+    return _cache[id(vm)]
 
 
 # -- 5. several devices --------------------------------------------------------
@@ -487,7 +394,7 @@ def test_several_devices_each_pass(barmap_config: MachineConfig, tmp_path: Path)
         qdev_of: dict[str, str] = {}
         for minor, node in enumerate(nodes):
             dev = f"/dev/{node}"
-            info = _info(vm, dev)
+            info = tool.info(vm, dev)
             assert int(info["minor"]) == minor
             qdev = next(q for q, (a, _) in bars.items() if a == int(info["bar_phys"], 16))
             assert int(info["bar_size"]) == bars[qdev][1]
@@ -507,9 +414,9 @@ def test_several_devices_each_pass(barmap_config: MachineConfig, tmp_path: Path)
                 result = checks.run_tool(vm, strategy, device=dev, seed=seed)
                 assert result.passed, f"{dev} {strategy}: {result.detail}"
             status, output = vm.run(f"barmap-check cross --dev {dev} --seed {seed}")
-            verdicts = [kv["verdict"] for kv in _records(output) if "cross" in kv]
+            verdicts = [kv["verdict"] for kv in tool.records(output) if "cross" in kv]
             assert status == 0 and verdicts == ["PASS", "PASS"], output
-        _assert_dmesg_clean(vm)
+        tool.assert_dmesg_clean(vm)
 
 
 # -- 6. seeded random sequence ---------------------------------------------------
@@ -523,7 +430,7 @@ def test_random_ops_match_the_model(barmap_vm: Machine) -> None:
     vm = barmap_vm
     seed = 0xB16B00B5
     status, output = vm.run(f"barmap-check --random-ops {RANDOM_OPS} --seed {seed:#x}", timeout=900)
-    recs = [r for r in _records(output) if "random_ops" in r]
+    recs = [r for r in tool.records(output) if "random_ops" in r]
     assert len(recs) == 1, output[-2000:]
     r = recs[0]
     assert int(r["random_ops"]) == RANDOM_OPS
@@ -535,14 +442,14 @@ def test_random_ops_match_the_model(barmap_vm: Machine) -> None:
     # ops that found nothing to work on are skipped; the final frees add at most 64
     assert 0.9 * RANDOM_OPS <= sum(counts.values()) <= RANDOM_OPS + 64, counts
     assert status == 0
-    _assert_dmesg_clean(vm)
+    tool.assert_dmesg_clean(vm)
 
 
 # -- 7. device faults as the driver sees them ------------------------------------
 
 
 def _cross_json(vm: Machine) -> list[dict[str, object]]:
-    return _json(vm.run("barmap-check cross --seed 0xfa17 --json", timeout=120).output)
+    return tool.json_records(vm.run("barmap-check cross --seed 0xfa17 --json", timeout=120).output)
 
 
 def test_injected_dma_error_is_eio_with_the_device_code(barmap_vm: Machine) -> None:
@@ -566,7 +473,7 @@ def test_injected_dma_error_is_eio_with_the_device_code(barmap_vm: Machine) -> N
 
 def test_lost_interrupt_is_etimedout(barmap_vm: Machine) -> None:
     vm = barmap_vm
-    timeouts = int(_sysfs(vm, "dma_timeouts"))
+    timeouts = int(tool.sysfs(vm, "dma_timeouts"))
     vm.qmp.qom_set(QOM_PATH, "fault-irq-lost", True)
     recs = _cross_json(vm)
     assert [r["cross"] for r in recs] == ["bar-to-buf", "buf-to-bar"]
@@ -577,8 +484,8 @@ def test_lost_interrupt_is_etimedout(barmap_vm: Machine) -> None:
         # the device did finish: only the interrupt went missing
         assert st & reg("DMA_STATUS_DONE") and not st & reg("DMA_STATUS_ERROR"), hex(st)
         assert "no completion interrupt" in str(rec.get("note")), rec
-    assert int(_sysfs(vm, "dma_timeouts")) - timeouts == 2
-    _assert_dmesg_clean(vm)
+    assert int(tool.sysfs(vm, "dma_timeouts")) - timeouts == 2
+    tool.assert_dmesg_clean(vm)
 
 
 def test_dma_recovers_after_the_lost_interrupt_fault_is_cleared(barmap_vm: Machine) -> None:
