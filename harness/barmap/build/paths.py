@@ -12,7 +12,8 @@ so it works before the venv exists)::
 Environment: ``BARMAP_CACHE`` moves the cache; ``BARMAP_QEMU_SUITE`` and
 ``BARMAP_KERNEL_SUITE`` (or ``BARMAP_SUITE`` for both) pick the suites,
 ``BARMAP_QEMU_FLAVOR`` how QEMU is built, ``BARMAP_KERNEL_FLAVOR`` which guest
-kernel (the distribution's or the debug build).  An
+kernel (the distribution's or the debug build), ``BARMAP_GUEST_ARCH`` the guest's
+architecture (x86_64, arm64: its QEMU, kernel and images sit beside x86's).  An
 empty value counts as unset.  Which QEMU, kernel and initramfs a run uses
 (``BARMAP_QEMU``, ``BARMAP_KENV``, ``BARMAP_KERNEL``, ``BARMAP_INITRD``) is
 decided in ``barmap.build.artifacts``, on top of this layout.
@@ -32,6 +33,11 @@ DEFAULT_SUITE = SUITES[0]
 # -L for the built QEMU (installed with Debian's seabios, qemu-system-data, ipxe-qemu)
 FIRMWARE_DIRS: tuple[str, ...] = ("/usr/share/qemu", "/usr/share/seabios")
 QEMU_BINARY_NAME = "qemu-system-x86_64"
+# The guest's architecture (BARMAP_GUEST_ARCH; make's GUEST_ARCH): its Debian name, QEMU's
+# target, and the suffix its cache entries and build directories carry beside x86's
+GUEST_ARCHS: tuple[str, ...] = ("x86_64", "arm64")
+DEB_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+QEMU_TARGET = {"x86_64": "x86_64", "arm64": "aarch64"}
 # How scripts/qemu.sh builds QEMU, each in a build directory of its own:
 #   plain  the default
 #   asan   ASan + UBSan (gcc), the same qemu-system-x86_64 for the qtest suite
@@ -97,25 +103,48 @@ def qemu_flavor(flavor: str | None = None) -> str:
     return _flavor("QEMU", flavor, "BARMAP_QEMU_FLAVOR", QEMU_FLAVORS)
 
 
+def guest_arch(arch: str | None = None) -> str:
+    return _flavor("guest architecture", arch, "BARMAP_GUEST_ARCH", GUEST_ARCHS)
+
+
+def _arch_suffix(arch: str | None) -> str:
+    """ "" for x86_64 (the first layout, kept), "-arm64" for arm64."""
+    name = guest_arch(arch)
+    return "" if name == GUEST_ARCHS[0] else f"-{name}"
+
+
 def qemu_dir(suite: str | None = None, cache: str | None = None) -> Path:
     """apt state, source tree and builds of one suite's QEMU (scripts/qemu.sh)."""
     return cache_dir(cache) / "qemu" / qemu_suite(suite)
 
 
 def qemu_build_dir(
-    suite: str | None = None, cache: str | None = None, flavor: str | None = None
+    suite: str | None = None,
+    cache: str | None = None,
+    flavor: str | None = None,
+    arch: str | None = None,
 ) -> Path:
-    name = qemu_flavor(flavor)
-    return qemu_dir(suite, cache) / ("build" if name == "plain" else f"build-{name}")
+    """One build of the suite's QEMU source: build, build-asan; build-aarch64(-asan) for arm64."""
+    name = "build"
+    if guest_arch(arch) != GUEST_ARCHS[0]:
+        name += f"-{QEMU_TARGET[guest_arch(arch)]}"
+    if qemu_flavor(flavor) != "plain":
+        name += f"-{qemu_flavor(flavor)}"
+    return qemu_dir(suite, cache) / name
 
 
 def qemu_binary(
-    suite: str | None = None, cache: str | None = None, flavor: str | None = None
+    suite: str | None = None,
+    cache: str | None = None,
+    flavor: str | None = None,
+    arch: str | None = None,
 ) -> Path:
     """Where scripts/qemu.sh builds QEMU (not ``$BARMAP_QEMU``: see barmap.build.artifacts);
     for the fuzz flavor, the libFuzzer binary."""
-    name = QEMU_FUZZ_BINARY_NAME if qemu_flavor(flavor) == "fuzz" else QEMU_BINARY_NAME
-    return qemu_build_dir(suite, cache, flavor) / name
+    if qemu_flavor(flavor) == "fuzz":
+        return qemu_build_dir(suite, cache, flavor) / QEMU_FUZZ_BINARY_NAME
+    target = QEMU_TARGET[guest_arch(arch)]
+    return qemu_build_dir(suite, cache, flavor, arch) / f"qemu-system-{target}"
 
 
 def kernel_flavor(flavor: str | None = None) -> str:
@@ -136,17 +165,20 @@ def timeout_scale() -> float:
     return KERNEL_FLAVOR_SLOWDOWN[kernel_flavor()]
 
 
-def kernel_dir(suite: str | None = None, cache: str | None = None) -> Path:
+def kernel_dir(suite: str | None = None, cache: str | None = None, arch: str | None = None) -> Path:
     """One suite's unpacked kernel packages and their apt state (scripts/kernel.sh)."""
-    return cache_dir(cache) / "kernel" / kernel_suite(suite)
+    return cache_dir(cache) / "kernel" / (kernel_suite(suite) + _arch_suffix(arch))
 
 
 def kernel_env(
-    suite: str | None = None, cache: str | None = None, flavor: str | None = None
+    suite: str | None = None,
+    cache: str | None = None,
+    flavor: str | None = None,
+    arch: str | None = None,
 ) -> Path:
     """The ``KVER=``/``VMLINUZ=``/``KDIR=``/``MODDIR=`` file scripts/kernel.sh writes
     (the debug kernel's: scripts/kernel-debug.sh, in the suite's ``debug/``)."""
-    base = kernel_dir(suite, cache)
+    base = kernel_dir(suite, cache, arch)
     return (base if kernel_flavor(flavor) == "distro" else base / "debug") / "kernel.env"
 
 
@@ -154,16 +186,16 @@ def checkpatch_dir(cache: str | None = None) -> Path:
     return cache_dir(cache) / "checkpatch"
 
 
-def build_dir(suite: str | None = None, flavor: str | None = None) -> Path:
+def build_dir(suite: str | None = None, flavor: str | None = None, arch: str | None = None) -> Path:
     """The module, the guest tools and the initramfs built for one kernel suite."""
-    name = kernel_suite(suite)
+    name = kernel_suite(suite) + _arch_suffix(arch)
     if kernel_flavor(flavor) != "distro":
         name += f"-{kernel_flavor(flavor)}"
     return REPO_ROOT / "build" / name
 
 
-def initrd(suite: str | None = None, flavor: str | None = None) -> Path:
-    return build_dir(suite, flavor) / "initramfs.cpio"
+def initrd(suite: str | None = None, flavor: str | None = None, arch: str | None = None) -> Path:
+    return build_dir(suite, flavor, arch) / "initramfs.cpio"
 
 
 def ssh_initrd(initrd: Path) -> Path:
@@ -191,23 +223,28 @@ def layout(
     kernel: str | None = None,
     flavor: str | None = None,
     kflavor: str | None = None,
+    arch: str | None = None,
 ) -> dict[str, str]:
     """The values the Makefile and scripts/paths.sh use, by their variable names there."""
+    name = guest_arch(arch)
     return {
+        "GUEST_ARCH": name,
+        "DEB_ARCH": DEB_ARCH[name],
+        "QEMU_TARGET": QEMU_TARGET[name],
         "BARMAP_CACHE": str(cache_dir(cache)),
         "QEMU_SUITE": qemu_suite(qemu),
         "QEMU_FLAVOR": qemu_flavor(flavor),
         "KERNEL_SUITE": kernel_suite(kernel),
         "KERNEL_FLAVOR": kernel_flavor(kflavor),
         "QEMU_DIR": str(qemu_dir(qemu, cache)),
-        "QEMU_BUILD": str(qemu_build_dir(qemu, cache, flavor)),
-        "QEMU_BIN": str(qemu_binary(qemu, cache, flavor)),
+        "QEMU_BUILD": str(qemu_build_dir(qemu, cache, flavor, arch)),
+        "QEMU_BIN": str(qemu_binary(qemu, cache, flavor, arch)),
         "FUZZ_DIR": str(fuzz_dir(qemu)),
-        "KERNEL_DIR": str(kernel_dir(kernel, cache)),
-        "KENV": str(kernel_env(kernel, cache, kflavor)),
+        "KERNEL_DIR": str(kernel_dir(kernel, cache, arch)),
+        "KENV": str(kernel_env(kernel, cache, kflavor, arch)),
         "CHECKPATCH_DIR": str(checkpatch_dir(cache)),
-        "OUT": str(build_dir(kernel, kflavor)),
-        "INITRD": str(initrd(kernel, kflavor)),
+        "OUT": str(build_dir(kernel, kflavor, arch)),
+        "INITRD": str(initrd(kernel, kflavor, arch)),
         "FIRMWARE_DIRS": " ".join(FIRMWARE_DIRS),
         "SUITES": " ".join(SUITES),
     }
@@ -240,6 +277,9 @@ def main(argv: list[str]) -> int:
         "--kernel-flavor",
         help=f"one of {', '.join(KERNEL_FLAVORS)} (default {KERNEL_FLAVORS[0]})",
     )
+    p.add_argument(
+        "--guest-arch", help=f"one of {', '.join(GUEST_ARCHS)} (default {GUEST_ARCHS[0]})"
+    )
     args = p.parse_args(argv)
     try:
         values = layout(
@@ -248,7 +288,10 @@ def main(argv: list[str]) -> int:
             args.kernel_suite or None,
             args.qemu_flavor or None,
             args.kernel_flavor or None,
+            args.guest_arch or None,
         )
+        if values["GUEST_ARCH"] != GUEST_ARCHS[0] and values["KERNEL_FLAVOR"] != "distro":
+            raise ValueError(f"GUEST_ARCH={values['GUEST_ARCH']} has the distro kernel only")
     except ValueError as exc:
         print(f"paths.py: {exc}", file=sys.stderr)
         return 2
