@@ -51,7 +51,6 @@
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/pagemap.h>
-#include <linux/pfn_t.h>
 #include <linux/pseudo_fs.h>
 #include <linux/rwsem.h>
 #include <linux/sched/mm.h>
@@ -748,6 +747,8 @@ static int barmap_mm_track(struct barmap_dev *bdev, struct mm_struct *mm)
 	struct barmap_mm *e;
 	int ret = 0;
 
+	/* listed before remove() can set "dead" and read the list */
+	lockdep_assert_held_read(&bdev->state_rw);
 	mutex_lock(&bdev->mms_lock);
 	e = barmap_mm_find(bdev, mm);
 	if (!e) {
@@ -826,6 +827,8 @@ static void barmap_revoke(struct barmap_dev *bdev)
 	struct barmap_mm *e;
 	u64 gen;
 
+	/* an mmap() in flight takes state_rw under the mmap_lock taken here */
+	lockdep_assert_not_held(&bdev->state_rw);
 	mutex_lock(&bdev->mms_lock);
 	gen = ++bdev->revoke_gen;
 	mutex_unlock(&bdev->mms_lock);
@@ -914,19 +917,9 @@ static vm_fault_t barmap_io_pfn(struct vm_fault *vmf, unsigned int order,
 /*
  * Fault-time mapping, as vfio-pci does it: under state_rw, which remove()
  * takes for writing before it zaps, so a PTE is either inserted before the
- * zap (and zapped) or never (SIGBUS).
+ * zap (and zapped) or never (SIGBUS).  A PMD where the kernel maps huge
+ * PFNs, else the fault falls back to PTEs.
  */
-/* one PMD where the kernel maps huge PFNs, else the fault falls back to PTEs */
-static vm_fault_t barmap_io_insert_pmd(struct vm_fault *vmf, unsigned long pfn)
-{
-#ifdef BARMAP_HUGE_FAULT
-	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV),
-				  vmf->flags & FAULT_FLAG_WRITE);
-#else
-	return VM_FAULT_FALLBACK;
-#endif
-}
-
 static vm_fault_t barmap_io_insert(struct vm_fault *vmf, unsigned int order)
 {
 	struct barmap_dev *bdev = barmap_vma_dev(vmf->vma);
@@ -941,7 +934,8 @@ static vm_fault_t barmap_io_insert(struct vm_fault *vmf, unsigned int order)
 	else if (!order)
 		ret = vmf_insert_pfn(vmf->vma, addr, pfn);
 	else if (order == PMD_SHIFT - PAGE_SHIFT)
-		ret = barmap_io_insert_pmd(vmf, pfn);
+		ret = barmap_vmf_insert_pfn_pmd(vmf, pfn,
+						vmf->flags & FAULT_FLAG_WRITE);
 	else
 		ret = VM_FAULT_FALLBACK;
 	up_read(&bdev->state_rw);
@@ -986,9 +980,7 @@ static const struct vm_operations_struct barmap_fault_vm_ops = {
 	.open = barmap_io_vm_open,
 	.close = barmap_io_vm_close,
 	.fault = barmap_io_fault,
-#ifdef BARMAP_HUGE_FAULT
-	.huge_fault = barmap_io_insert,
-#endif
+	.huge_fault = barmap_huge_op(barmap_io_insert),
 	.access = barmap_io_access,
 };
 
@@ -1072,6 +1064,8 @@ static int barmap_mmap_io(struct barmap_file *bf, struct vm_area_struct *vma,
 	u32 mode = READ_ONCE(bf->cache_mode);
 	int ret;
 
+	lockdep_assert_held_read(&bf->bdev->state_rw);
+	barmap_vma_assert_write_locked(vma);
 	if (!r)
 		return -ENODEV;
 	if (len > r->size)
@@ -1198,6 +1192,8 @@ static int barmap_mmap_buf(struct barmap_file *bf, struct vm_area_struct *vma,
 	struct barmap_buf *buf;
 	int ret = 0;
 
+	lockdep_assert_held_read(&bf->bdev->state_rw);
+	barmap_vma_assert_write_locked(vma);
 	mutex_lock(&bf->lock);
 	buf = bf->bufs[id - barmap_row_id(st)];
 	if (!buf || buf->id != id || len > buf->size ||
@@ -1389,7 +1385,7 @@ static int barmap_mmap(struct file *filp, struct vm_area_struct *vma)
 	/*
 	 * Lock order: a VMA's lock, then state_rw (a fault holds the first when
 	 * it takes the second).  Setting a VMA's flags write-locks the VMA, so
-	 * take that lock first: under state_rw the calls find it held.
+	 * the strategy's mmap function finds it held.
 	 */
 	barmap_vma_start_write(vma);
 	down_read(&bdev->state_rw);
@@ -1488,6 +1484,8 @@ static struct barmap_buf *barmap_buf_new(struct barmap_dev *bdev,
 	struct barmap_buf *buf;
 	int ret;
 
+	/* no buffer is listed after remove() gave every one back */
+	lockdep_assert_held_read(&bdev->state_rw);
 	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
 	if (!buf)
 		return ERR_PTR(-ENOMEM);
@@ -1597,7 +1595,7 @@ static long barmap_ioc_set_cache(struct barmap_file *bf, void __user *uarg)
 	return ret;
 }
 
-/* One transfer of the engine; state_rw held for reading, dma_lock held. */
+/* One transfer of the engine. */
 static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
 			  dma_addr_t bus, u64 bar_off, u64 len, u32 dir,
 			  u32 timeout_ms, u32 *status)
@@ -1844,7 +1842,7 @@ static u32 barmap_memtype(u64 entry, bool leaf_large)
 #endif
 }
 
-/* walk the caller's page tables to addr; mmap_lock held */
+/* walk mm's page tables to addr */
 static void barmap_walk(struct mm_struct *mm, struct barmap_pte *out)
 {
 	unsigned long addr = out->addr;
@@ -2032,34 +2030,29 @@ static int barmap_release(struct inode *inode, struct file *filp)
 	return 0;
 }
 
-#ifdef BARMAP_HUGE_FAULT
 /*
  * Place a mapping so that its object's start, not the mmap offset (which
  * carries the id), is 2 MiB aligned: with the id, every row but id 0 landed a
- * page off and could never take a PMD.
+ * page off and could never take a PMD.  Installed where PMDs map.
  */
-static unsigned long barmap_get_unmapped_area(struct file *filp,
-					      unsigned long addr,
-					      unsigned long len,
-					      unsigned long pgoff,
-					      unsigned long flags)
+static unsigned long __maybe_unused
+barmap_get_unmapped_area(struct file *filp, unsigned long addr,
+			 unsigned long len, unsigned long pgoff,
+			 unsigned long flags)
 {
 	const struct barmap_strategy *st = barmap_strategy(pgoff);
 	unsigned long obj_pgoff = st ? pgoff - barmap_row_id(st) : pgoff;
 
-	return thp_get_unmapped_area(filp, addr, len, obj_pgoff, flags);
+	return barmap_thp_get_unmapped_area(filp, addr, len, obj_pgoff, flags);
 }
-#endif
 
 static const struct file_operations barmap_fops = {
 	.owner = THIS_MODULE,
 	.open = barmap_open,
 	.release = barmap_release,
 	.mmap = barmap_mmap,
-#ifdef BARMAP_HUGE_FAULT
 	/* a BAR mapping at a 2 MiB aligned address can take PMDs */
-	.get_unmapped_area = barmap_get_unmapped_area,
-#endif
+	.get_unmapped_area = barmap_huge_op(barmap_get_unmapped_area),
 	.unlocked_ioctl = barmap_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,
