@@ -2142,7 +2142,14 @@ static void barmap_release_bar(void *data)
 			   pci_resource_len(pdev, BARMAP_MEM_BAR));
 }
 
-static int barmap_setup_pci(struct pci_dev *pdev)
+/*
+ * The probe's steps, in order; each returns 0 or -errno.  The PCI ones are
+ * managed (pcim_*, devm_*); from barmap_dev_alloc() on, each is undone by
+ * its counterpart in remove() and by the probe's one unwind path.
+ */
+
+/* the function enabled, BAR0 mapped, BAR2 claimed, DMA mask, bus master */
+static int barmap_pci_setup(struct pci_dev *pdev)
 {
 	struct device *dev = &pdev->dev;
 	unsigned long flags;
@@ -2191,12 +2198,49 @@ static int barmap_setup_pci(struct pci_dev *pdev)
 	return 0;
 }
 
-/* the class device and its state; from here on, put_device() frees bdev and the minor */
-static struct barmap_dev *barmap_dev_new(struct pci_dev *pdev,
-					 void __iomem *regs)
+static void __iomem *barmap_regs(struct pci_dev *pdev)
+{
+	return pcim_iomap_table(pdev)[BARMAP_REG_BAR];
+}
+
+/* a barmap: its magic, and a MEM_SIZE register that agrees with BAR2 */
+static int barmap_check_id(struct pci_dev *pdev)
+{
+	void __iomem *regs = barmap_regs(pdev);
+	resource_size_t bar_size = pci_resource_len(pdev, BARMAP_MEM_BAR);
+	u32 magic = ioread32(regs + BARMAP_REG_ID);
+	u64 mem_size;
+
+	if (magic != BARMAP_ID_MAGIC)
+		return dev_err_probe(&pdev->dev, -ENODEV, "bad magic %#x\n",
+				     magic);
+	mem_size = ioread32(regs + BARMAP_REG_MEM_SIZE_LO) |
+		   (u64)ioread32(regs + BARMAP_REG_MEM_SIZE_HI) << 32;
+	if (mem_size != bar_size)
+		dev_warn(&pdev->dev, "MEM_SIZE %#llx but BAR%d is %pa bytes\n",
+			 mem_size, BARMAP_MEM_BAR, &bar_size);
+	return 0;
+}
+
+/* one vector, MSI or INTx (freed by pcim at the driver's detach) */
+static int barmap_irq_vectors(struct pci_dev *pdev)
+{
+	int ret = pci_alloc_irq_vectors(pdev, 1, 1,
+					PCI_IRQ_MSI | BARMAP_PCI_IRQ_INTX);
+
+	if (ret < 0)
+		return dev_err_probe(&pdev->dev, ret, "no interrupt\n");
+	return 0;
+}
+
+/*
+ * The state and the class device, initialized but not added, with its
+ * minor; from here on, put_device() frees bdev and the minor.
+ */
+static struct barmap_dev *barmap_dev_alloc(struct pci_dev *pdev)
 {
 	struct barmap_dev *bdev;
-	int minor, ret;
+	int minor;
 
 	minor = ida_alloc_max(&barmap_ida, BARMAP_MAX_DEVS - 1, GFP_KERNEL);
 	if (minor < 0)
@@ -2207,12 +2251,12 @@ static struct barmap_dev *barmap_dev_new(struct pci_dev *pdev,
 		return ERR_PTR(-ENOMEM);
 	}
 	bdev->pdev = pci_dev_get(pdev);
-	bdev->regs = regs;
+	bdev->regs = barmap_regs(pdev);
 	bdev->minor = minor;
 	bdev->bar.phys = pci_resource_start(pdev, BARMAP_MEM_BAR);
 	bdev->bar.size = pci_resource_len(pdev, BARMAP_MEM_BAR);
 	mutex_init(&bdev->bar.lock);
-	bdev->version = ioread32(regs + BARMAP_REG_VERSION);
+	bdev->version = ioread32(bdev->regs + BARMAP_REG_VERSION);
 	bdev->msi = pdev->msi_enabled;
 	bdev->irq = pci_irq_vector(pdev, 0);
 	init_rwsem(&bdev->state_rw);
@@ -2231,20 +2275,23 @@ static struct barmap_dev *barmap_dev_new(struct pci_dev *pdev,
 	bdev->dev.devt = MKDEV(MAJOR(barmap_devt), minor);
 	bdev->dev.groups = barmap_groups;
 	bdev->dev.release = barmap_dev_release;
-	ret = dev_set_name(&bdev->dev, DRV_NAME "%d", minor);
-	if (ret)
-		goto err_put;
-	bdev->inode = alloc_anon_inode(barmap_mnt->mnt_sb);
-	if (IS_ERR(bdev->inode)) {
-		ret = PTR_ERR(bdev->inode);
-		bdev->inode = NULL;
-		goto err_put;
-	}
 	return bdev;
+}
 
-err_put:
-	put_device(&bdev->dev);
-	return ERR_PTR(ret);
+/* barmapN, and the inode whose address_space every open file shares */
+static int barmap_dev_name(struct barmap_dev *bdev)
+{
+	struct inode *inode;
+	int ret;
+
+	ret = dev_set_name(&bdev->dev, DRV_NAME "%d", bdev->minor);
+	if (ret)
+		return ret;
+	inode = alloc_anon_inode(barmap_mnt->mnt_sb);
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
+	bdev->inode = inode;	/* barmap_dev_release() puts it */
+	return 0;
 }
 
 /* the interrupt, with every cause acknowledged first and unmasked after */
@@ -2269,51 +2316,47 @@ static void barmap_irq_teardown(struct barmap_dev *bdev)
 	free_irq(bdev->irq, bdev);
 }
 
+/* /dev/barmapN and the class device: the last step, users may come */
+static int barmap_cdev_add(struct barmap_dev *bdev)
+{
+	cdev_init(&bdev->cdev, &barmap_fops);
+	bdev->cdev.owner = THIS_MODULE;
+	return cdev_device_add(&bdev->cdev, &bdev->dev);
+}
+
+static void barmap_cdev_del(struct barmap_dev *bdev)
+{
+	cdev_device_del(&bdev->cdev, &bdev->dev);
+}
+
 static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
-	struct device *dev = &pdev->dev;
 	struct barmap_dev *bdev;
-	void __iomem *regs;
-	u64 mem_size;
-	u32 magic;
 	int ret;
 
-	ret = barmap_setup_pci(pdev);
+	ret = barmap_pci_setup(pdev);
+	if (!ret)
+		ret = barmap_check_id(pdev);
+	if (!ret)
+		ret = barmap_irq_vectors(pdev);
 	if (ret)
-		return ret;
+		return ret;	/* managed: undone by the driver core */
 
-	regs = pcim_iomap_table(pdev)[BARMAP_REG_BAR];
-	magic = ioread32(regs + BARMAP_REG_ID);
-	if (magic != BARMAP_ID_MAGIC)
-		return dev_err_probe(dev, -ENODEV, "bad magic %#x\n", magic);
-
-	ret = pci_alloc_irq_vectors(pdev, 1, 1,
-				    PCI_IRQ_MSI | BARMAP_PCI_IRQ_INTX);
-	if (ret < 0)
-		return dev_err_probe(dev, ret, "no interrupt\n");
-
-	bdev = barmap_dev_new(pdev, regs);
+	bdev = barmap_dev_alloc(pdev);
 	if (IS_ERR(bdev))
 		return PTR_ERR(bdev);
-
-	mem_size = ioread32(regs + BARMAP_REG_MEM_SIZE_LO) |
-		   (u64)ioread32(regs + BARMAP_REG_MEM_SIZE_HI) << 32;
-	if (mem_size != bdev->bar.size)
-		dev_warn(dev, "MEM_SIZE %#llx but BAR%d is %pa bytes\n",
-			 mem_size, BARMAP_MEM_BAR, &bdev->bar.size);
-
+	ret = barmap_dev_name(bdev);
+	if (ret)
+		goto err_put;
 	ret = barmap_irq_setup(bdev);
 	if (ret)
 		goto err_put;
-
-	cdev_init(&bdev->cdev, &barmap_fops);
-	bdev->cdev.owner = THIS_MODULE;
-	ret = cdev_device_add(&bdev->cdev, &bdev->dev);
+	ret = barmap_cdev_add(bdev);
 	if (ret)
 		goto err_irq;
 
 	pci_set_drvdata(pdev, bdev);
-	dev_info(dev, "%s: BAR%d %pa+%pa, %s irq %d, version %#x\n",
+	dev_info(&pdev->dev, "%s: BAR%d %pa+%pa, %s irq %d, version %#x\n",
 		 dev_name(&bdev->dev), BARMAP_MEM_BAR, &bdev->bar.phys,
 		 &bdev->bar.size, bdev->msi ? "MSI" : "INTx", bdev->irq,
 		 bdev->version);
@@ -2326,33 +2369,30 @@ err_put:
 	return ret;
 }
 
-static void barmap_remove(struct pci_dev *pdev)
+/* The steps of remove() after the cdev is gone, in their order. */
+
+/* waits for every ioctl, mmap and fault in flight, including a DMA */
+static void barmap_set_dead(struct barmap_dev *bdev)
 {
-	struct barmap_dev *bdev = pci_get_drvdata(pdev);
-	struct barmap_file *bf;
-	struct barmap_buf *buf, *next;
-
-	cdev_device_del(&bdev->cdev, &bdev->dev);
-
-	/* waits for every ioctl, mmap and fault in flight, including a DMA */
 	down_write(&bdev->state_rw);
 	bdev->dead = true;
 	up_write(&bdev->state_rw);
+}
 
-	/*
-	 * Revoke every user mapping of every open file, race-free: after this
-	 * nothing reaches the BAR or a buffer (the next access raises SIGBUS),
-	 * and nothing will reach whatever gets the BAR's address next.  The
-	 * region's memory type goes with it.
-	 */
-	barmap_revoke(bdev);
+/* the BAR's memory type, held while it was mapped, goes with the mappings */
+static void barmap_bar_unpin(struct barmap_dev *bdev)
+{
 	mutex_lock(&bdev->bar.lock);
 	barmap_region_unpin(&bdev->bar);
 	mutex_unlock(&bdev->bar.lock);
+}
 
-	barmap_irq_teardown(bdev);
+/* no mapping is left: the device's DMA mappings and the memory go back now */
+static void barmap_bufs_give_back(struct barmap_dev *bdev)
+{
+	struct barmap_buf *buf, *next;
+	struct barmap_file *bf;
 
-	/* no mapping is left: the device's DMA mappings and the memory go back now */
 	mutex_lock(&bdev->bufs_lock);
 	list_for_each_entry_safe(buf, next, &bdev->bufs, dev_node)
 		barmap_buf_give_back(buf, false);
@@ -2361,7 +2401,24 @@ static void barmap_remove(struct pci_dev *pdev)
 	list_for_each_entry(bf, &bdev->files, node)
 		barmap_file_drop_bufs(bf);
 	mutex_unlock(&bdev->files_lock);
+}
 
+static void barmap_remove(struct pci_dev *pdev)
+{
+	struct barmap_dev *bdev = pci_get_drvdata(pdev);
+
+	barmap_cdev_del(bdev);
+	barmap_set_dead(bdev);
+	/*
+	 * Revoke every user mapping of every open file, race-free: after this
+	 * nothing reaches the BAR or a buffer (the next access raises SIGBUS),
+	 * and nothing will reach whatever gets the BAR's address next.  The
+	 * region's memory type goes with it.
+	 */
+	barmap_revoke(bdev);
+	barmap_bar_unpin(bdev);
+	barmap_irq_teardown(bdev);
+	barmap_bufs_give_back(bdev);
 	pci_clear_master(pdev);
 	put_device(&bdev->dev);
 }
