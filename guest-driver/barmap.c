@@ -106,6 +106,13 @@ static struct class *barmap_class;
 static dev_t barmap_devt;
 static DEFINE_IDA(barmap_ida);
 
+/* the sysfs counters (BARMAP_COUNTER_ATTR), one file each */
+struct barmap_counters {
+	atomic_t irq_count;		/* interrupts handled */
+	atomic_t dma_count;		/* transfers started */
+	atomic_t dma_timeouts;		/* transfers without a completion interrupt */
+};
+
 struct barmap_dev {
 	struct device dev;		/* the class device; owns this struct */
 	struct cdev cdev;
@@ -135,9 +142,7 @@ struct barmap_dev {
 	struct completion dma_done;
 	u32 dma_status;
 
-	atomic_t irq_count;
-	atomic_t dma_count;
-	atomic_t dma_timeouts;
+	struct barmap_counters counters;
 };
 
 /*
@@ -1619,7 +1624,7 @@ static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
 	cmd = BARMAP_DMA_CMD_START | BARMAP_DMA_CMD_IRQ;
 	if (dir == BARMAP_DMA_FROM_DEV)
 		cmd |= BARMAP_DMA_CMD_FROM_DEV;
-	atomic_inc(&bdev->dma_count);
+	atomic_inc(&bdev->counters.dma_count);
 	iowrite32(cmd, regs + BARMAP_REG_DMA_CMD);
 
 	if (wait_for_completion_timeout(&bdev->dma_done, timeout)) {
@@ -1632,7 +1637,7 @@ static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
 	 * must not be freed under it, so wait for BUSY to clear and, if it
 	 * never does, keep the buffer allocated for good.
 	 */
-	atomic_inc(&bdev->dma_timeouts);
+	atomic_inc(&bdev->counters.dma_timeouts);
 	drain = jiffies + msecs_to_jiffies(BARMAP_DMA_DRAIN_MS);
 	do {
 		*status = ioread32(regs + BARMAP_REG_DMA_STATUS);
@@ -2067,37 +2072,37 @@ static ssize_t irq_mode_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(irq_mode);
 
-/* the read-only sysfs counters: atomic_t fields of struct barmap_dev */
+/* a read-only file per field of struct barmap_counters */
 struct barmap_counter_attr {
 	struct device_attribute attr;
-	size_t offset;			/* of the atomic_t in struct barmap_dev */
+	size_t offset;			/* of the atomic_t in struct barmap_counters */
 };
 
 static ssize_t barmap_counter_show(struct device *dev,
 				   struct device_attribute *attr, char *buf)
 {
 	size_t off = container_of(attr, struct barmap_counter_attr, attr)->offset;
-	atomic_t *counter = (void *)to_barmap_dev(dev) + off;
+	atomic_t *counter = (void *)&to_barmap_dev(dev)->counters + off;
 
 	return sysfs_emit(buf, "%d\n", atomic_read(counter));
 }
 
-#define BARMAP_COUNTER(field) { \
-	.attr = { .attr = { .name = #field, .mode = 0444 }, \
-		  .show = barmap_counter_show }, \
-	.offset = offsetof(struct barmap_dev, field) }
+#define BARMAP_COUNTER_ATTR(field)					\
+	struct barmap_counter_attr barmap_counter_##field = {		\
+		.attr = { .attr = { .name = #field, .mode = 0444 },	\
+			  .show = barmap_counter_show },		\
+		.offset = offsetof(struct barmap_counters, field),	\
+	}
 
-static struct barmap_counter_attr barmap_counters[] = {
-	BARMAP_COUNTER(irq_count),
-	BARMAP_COUNTER(dma_count),
-	BARMAP_COUNTER(dma_timeouts),
-};
+static BARMAP_COUNTER_ATTR(irq_count);
+static BARMAP_COUNTER_ATTR(dma_count);
+static BARMAP_COUNTER_ATTR(dma_timeouts);
 
 static struct attribute *barmap_attrs[] = {
 	&dev_attr_irq_mode.attr,
-	&barmap_counters[0].attr.attr,
-	&barmap_counters[1].attr.attr,
-	&barmap_counters[2].attr.attr,
+	&barmap_counter_irq_count.attr.attr,
+	&barmap_counter_dma_count.attr.attr,
+	&barmap_counter_dma_timeouts.attr.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(barmap);
@@ -2113,7 +2118,7 @@ static irqreturn_t barmap_irq(int irq, void *data)
 	if (!pending || pending == ~0U)
 		return IRQ_NONE;	/* shared INTx, or the device is gone */
 	iowrite32(pending, bdev->regs + BARMAP_REG_IRQ_ACK);
-	atomic_inc(&bdev->irq_count);
+	atomic_inc(&bdev->counters.irq_count);
 	if (pending & (BARMAP_IRQ_DMA_DONE | BARMAP_IRQ_DMA_ERROR)) {
 		WRITE_ONCE(bdev->dma_status,
 			   ioread32(bdev->regs + BARMAP_REG_DMA_STATUS));
