@@ -9,7 +9,9 @@
 #define BARMAP_COMPAT_H
 
 #include <linux/device.h>
+#include <linux/huge_mm.h>
 #include <linux/mm.h>
+#include <linux/module.h>
 #include <linux/pci.h>
 #include <linux/version.h>
 
@@ -21,14 +23,56 @@
 	LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0) && \
 	LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
 #define BARMAP_HUGE_FAULT
+#include <linux/pfn_t.h>
 #endif
 
-/* 6.4 dropped class_create()'s owner */
-#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
-#define barmap_class_create(name)	class_create(name)
+/*
+ * The file and VMA operations that map PMDs: the function where the kernel
+ * maps huge PFNs, NULL elsewhere (6.1's .huge_fault takes another type).
+ */
+#ifdef BARMAP_HUGE_FAULT
+#define barmap_huge_op(fn)		(fn)
 #else
-#define barmap_class_create(name)	class_create(THIS_MODULE, name)
+#define barmap_huge_op(fn)		NULL
 #endif
+
+/* one PMD of a huge PFN where the kernel maps them, else back to PTEs */
+static inline vm_fault_t barmap_vmf_insert_pfn_pmd(struct vm_fault *vmf,
+						   unsigned long pfn,
+						   bool write)
+{
+#ifdef BARMAP_HUGE_FAULT
+	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV), write);
+#else
+	return VM_FAULT_FALLBACK;
+#endif
+}
+
+/*
+ * thp_get_unmapped_area(), for the get_unmapped_area that barmap_huge_op()
+ * installs only where PMDs map (without THP it is not even a function).
+ */
+static inline unsigned long
+barmap_thp_get_unmapped_area(struct file *filp, unsigned long addr,
+			     unsigned long len, unsigned long pgoff,
+			     unsigned long flags)
+{
+#ifdef BARMAP_HUGE_FAULT
+	return thp_get_unmapped_area(filp, addr, len, pgoff, flags);
+#else
+	return -ENODEV;		/* never installed */
+#endif
+}
+
+/* 6.4 dropped class_create()'s owner */
+static inline struct class *barmap_class_create(const char *name)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+	return class_create(name);
+#else
+	return class_create(THIS_MODULE, name);
+#endif
+}
 
 /* 6.8 renamed PCI_IRQ_LEGACY */
 #ifdef PCI_IRQ_INTX
@@ -53,6 +97,14 @@ static inline void barmap_vma_start_write(struct vm_area_struct *vma)
 {
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
 	vma_start_write(vma);
+#endif
+}
+
+/* the write lock barmap_vma_start_write() took (6.4 and later) */
+static inline void barmap_vma_assert_write_locked(struct vm_area_struct *vma)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+	vma_assert_write_locked(vma);
 #endif
 }
 

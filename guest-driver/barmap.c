@@ -51,7 +51,6 @@
 #include <linux/mutex.h>
 #include <linux/pci.h>
 #include <linux/pagemap.h>
-#include <linux/pfn_t.h>
 #include <linux/pseudo_fs.h>
 #include <linux/rwsem.h>
 #include <linux/sched/mm.h>
@@ -107,6 +106,13 @@ static struct class *barmap_class;
 static dev_t barmap_devt;
 static DEFINE_IDA(barmap_ida);
 
+/* the sysfs counters (BARMAP_COUNTER_ATTR), one file each */
+struct barmap_counters {
+	atomic_t irq_count;		/* interrupts handled */
+	atomic_t dma_count;		/* transfers started */
+	atomic_t dma_timeouts;		/* transfers without a completion interrupt */
+};
+
 struct barmap_dev {
 	struct device dev;		/* the class device; owns this struct */
 	struct cdev cdev;
@@ -136,9 +142,7 @@ struct barmap_dev {
 	struct completion dma_done;
 	u32 dma_status;
 
-	atomic_t irq_count;
-	atomic_t dma_count;
-	atomic_t dma_timeouts;
+	struct barmap_counters counters;
 };
 
 /*
@@ -748,6 +752,8 @@ static int barmap_mm_track(struct barmap_dev *bdev, struct mm_struct *mm)
 	struct barmap_mm *e;
 	int ret = 0;
 
+	/* listed before remove() can set "dead" and read the list */
+	lockdep_assert_held_read(&bdev->state_rw);
 	mutex_lock(&bdev->mms_lock);
 	e = barmap_mm_find(bdev, mm);
 	if (!e) {
@@ -826,6 +832,8 @@ static void barmap_revoke(struct barmap_dev *bdev)
 	struct barmap_mm *e;
 	u64 gen;
 
+	/* an mmap() in flight takes state_rw under the mmap_lock taken here */
+	lockdep_assert_not_held(&bdev->state_rw);
 	mutex_lock(&bdev->mms_lock);
 	gen = ++bdev->revoke_gen;
 	mutex_unlock(&bdev->mms_lock);
@@ -914,19 +922,9 @@ static vm_fault_t barmap_io_pfn(struct vm_fault *vmf, unsigned int order,
 /*
  * Fault-time mapping, as vfio-pci does it: under state_rw, which remove()
  * takes for writing before it zaps, so a PTE is either inserted before the
- * zap (and zapped) or never (SIGBUS).
+ * zap (and zapped) or never (SIGBUS).  A PMD where the kernel maps huge
+ * PFNs, else the fault falls back to PTEs.
  */
-/* one PMD where the kernel maps huge PFNs, else the fault falls back to PTEs */
-static vm_fault_t barmap_io_insert_pmd(struct vm_fault *vmf, unsigned long pfn)
-{
-#ifdef BARMAP_HUGE_FAULT
-	return vmf_insert_pfn_pmd(vmf, __pfn_to_pfn_t(pfn, PFN_DEV),
-				  vmf->flags & FAULT_FLAG_WRITE);
-#else
-	return VM_FAULT_FALLBACK;
-#endif
-}
-
 static vm_fault_t barmap_io_insert(struct vm_fault *vmf, unsigned int order)
 {
 	struct barmap_dev *bdev = barmap_vma_dev(vmf->vma);
@@ -941,7 +939,8 @@ static vm_fault_t barmap_io_insert(struct vm_fault *vmf, unsigned int order)
 	else if (!order)
 		ret = vmf_insert_pfn(vmf->vma, addr, pfn);
 	else if (order == PMD_SHIFT - PAGE_SHIFT)
-		ret = barmap_io_insert_pmd(vmf, pfn);
+		ret = barmap_vmf_insert_pfn_pmd(vmf, pfn,
+						vmf->flags & FAULT_FLAG_WRITE);
 	else
 		ret = VM_FAULT_FALLBACK;
 	up_read(&bdev->state_rw);
@@ -986,9 +985,7 @@ static const struct vm_operations_struct barmap_fault_vm_ops = {
 	.open = barmap_io_vm_open,
 	.close = barmap_io_vm_close,
 	.fault = barmap_io_fault,
-#ifdef BARMAP_HUGE_FAULT
-	.huge_fault = barmap_io_insert,
-#endif
+	.huge_fault = barmap_huge_op(barmap_io_insert),
 	.access = barmap_io_access,
 };
 
@@ -1072,6 +1069,8 @@ static int barmap_mmap_io(struct barmap_file *bf, struct vm_area_struct *vma,
 	u32 mode = READ_ONCE(bf->cache_mode);
 	int ret;
 
+	lockdep_assert_held_read(&bf->bdev->state_rw);
+	barmap_vma_assert_write_locked(vma);
 	if (!r)
 		return -ENODEV;
 	if (len > r->size)
@@ -1198,6 +1197,8 @@ static int barmap_mmap_buf(struct barmap_file *bf, struct vm_area_struct *vma,
 	struct barmap_buf *buf;
 	int ret = 0;
 
+	lockdep_assert_held_read(&bf->bdev->state_rw);
+	barmap_vma_assert_write_locked(vma);
 	mutex_lock(&bf->lock);
 	buf = bf->bufs[id - barmap_row_id(st)];
 	if (!buf || buf->id != id || len > buf->size ||
@@ -1389,7 +1390,7 @@ static int barmap_mmap(struct file *filp, struct vm_area_struct *vma)
 	/*
 	 * Lock order: a VMA's lock, then state_rw (a fault holds the first when
 	 * it takes the second).  Setting a VMA's flags write-locks the VMA, so
-	 * take that lock first: under state_rw the calls find it held.
+	 * the strategy's mmap function finds it held.
 	 */
 	barmap_vma_start_write(vma);
 	down_read(&bdev->state_rw);
@@ -1488,6 +1489,8 @@ static struct barmap_buf *barmap_buf_new(struct barmap_dev *bdev,
 	struct barmap_buf *buf;
 	int ret;
 
+	/* no buffer is listed after remove() gave every one back */
+	lockdep_assert_held_read(&bdev->state_rw);
 	buf = kzalloc(sizeof(*buf), GFP_KERNEL);
 	if (!buf)
 		return ERR_PTR(-ENOMEM);
@@ -1597,7 +1600,7 @@ static long barmap_ioc_set_cache(struct barmap_file *bf, void __user *uarg)
 	return ret;
 }
 
-/* One transfer of the engine; state_rw held for reading, dma_lock held. */
+/* One transfer of the engine. */
 static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
 			  dma_addr_t bus, u64 bar_off, u64 len, u32 dir,
 			  u32 timeout_ms, u32 *status)
@@ -1621,7 +1624,7 @@ static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
 	cmd = BARMAP_DMA_CMD_START | BARMAP_DMA_CMD_IRQ;
 	if (dir == BARMAP_DMA_FROM_DEV)
 		cmd |= BARMAP_DMA_CMD_FROM_DEV;
-	atomic_inc(&bdev->dma_count);
+	atomic_inc(&bdev->counters.dma_count);
 	iowrite32(cmd, regs + BARMAP_REG_DMA_CMD);
 
 	if (wait_for_completion_timeout(&bdev->dma_done, timeout)) {
@@ -1634,7 +1637,7 @@ static int barmap_dma_run(struct barmap_dev *bdev, struct barmap_buf *buf,
 	 * must not be freed under it, so wait for BUSY to clear and, if it
 	 * never does, keep the buffer allocated for good.
 	 */
-	atomic_inc(&bdev->dma_timeouts);
+	atomic_inc(&bdev->counters.dma_timeouts);
 	drain = jiffies + msecs_to_jiffies(BARMAP_DMA_DRAIN_MS);
 	do {
 		*status = ioread32(regs + BARMAP_REG_DMA_STATUS);
@@ -1844,7 +1847,7 @@ static u32 barmap_memtype(u64 entry, bool leaf_large)
 #endif
 }
 
-/* walk the caller's page tables to addr; mmap_lock held */
+/* walk mm's page tables to addr */
 static void barmap_walk(struct mm_struct *mm, struct barmap_pte *out)
 {
 	unsigned long addr = out->addr;
@@ -2032,34 +2035,29 @@ static int barmap_release(struct inode *inode, struct file *filp)
 	return 0;
 }
 
-#ifdef BARMAP_HUGE_FAULT
 /*
  * Place a mapping so that its object's start, not the mmap offset (which
  * carries the id), is 2 MiB aligned: with the id, every row but id 0 landed a
- * page off and could never take a PMD.
+ * page off and could never take a PMD.  Installed where PMDs map.
  */
-static unsigned long barmap_get_unmapped_area(struct file *filp,
-					      unsigned long addr,
-					      unsigned long len,
-					      unsigned long pgoff,
-					      unsigned long flags)
+static unsigned long __maybe_unused
+barmap_get_unmapped_area(struct file *filp, unsigned long addr,
+			 unsigned long len, unsigned long pgoff,
+			 unsigned long flags)
 {
 	const struct barmap_strategy *st = barmap_strategy(pgoff);
 	unsigned long obj_pgoff = st ? pgoff - barmap_row_id(st) : pgoff;
 
-	return thp_get_unmapped_area(filp, addr, len, obj_pgoff, flags);
+	return barmap_thp_get_unmapped_area(filp, addr, len, obj_pgoff, flags);
 }
-#endif
 
 static const struct file_operations barmap_fops = {
 	.owner = THIS_MODULE,
 	.open = barmap_open,
 	.release = barmap_release,
 	.mmap = barmap_mmap,
-#ifdef BARMAP_HUGE_FAULT
 	/* a BAR mapping at a 2 MiB aligned address can take PMDs */
-	.get_unmapped_area = barmap_get_unmapped_area,
-#endif
+	.get_unmapped_area = barmap_huge_op(barmap_get_unmapped_area),
 	.unlocked_ioctl = barmap_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
 	.llseek = noop_llseek,
@@ -2074,37 +2072,37 @@ static ssize_t irq_mode_show(struct device *dev, struct device_attribute *attr,
 }
 static DEVICE_ATTR_RO(irq_mode);
 
-/* the read-only sysfs counters: atomic_t fields of struct barmap_dev */
+/* a read-only file per field of struct barmap_counters */
 struct barmap_counter_attr {
 	struct device_attribute attr;
-	size_t offset;			/* of the atomic_t in struct barmap_dev */
+	size_t offset;			/* of the atomic_t in struct barmap_counters */
 };
 
 static ssize_t barmap_counter_show(struct device *dev,
 				   struct device_attribute *attr, char *buf)
 {
 	size_t off = container_of(attr, struct barmap_counter_attr, attr)->offset;
-	atomic_t *counter = (void *)to_barmap_dev(dev) + off;
+	atomic_t *counter = (void *)&to_barmap_dev(dev)->counters + off;
 
 	return sysfs_emit(buf, "%d\n", atomic_read(counter));
 }
 
-#define BARMAP_COUNTER(field) { \
-	.attr = { .attr = { .name = #field, .mode = 0444 }, \
-		  .show = barmap_counter_show }, \
-	.offset = offsetof(struct barmap_dev, field) }
+#define BARMAP_COUNTER_ATTR(field)					\
+	struct barmap_counter_attr barmap_counter_##field = {		\
+		.attr = { .attr = { .name = #field, .mode = 0444 },	\
+			  .show = barmap_counter_show },		\
+		.offset = offsetof(struct barmap_counters, field),	\
+	}
 
-static struct barmap_counter_attr barmap_counters[] = {
-	BARMAP_COUNTER(irq_count),
-	BARMAP_COUNTER(dma_count),
-	BARMAP_COUNTER(dma_timeouts),
-};
+static BARMAP_COUNTER_ATTR(irq_count);
+static BARMAP_COUNTER_ATTR(dma_count);
+static BARMAP_COUNTER_ATTR(dma_timeouts);
 
 static struct attribute *barmap_attrs[] = {
 	&dev_attr_irq_mode.attr,
-	&barmap_counters[0].attr.attr,
-	&barmap_counters[1].attr.attr,
-	&barmap_counters[2].attr.attr,
+	&barmap_counter_irq_count.attr.attr,
+	&barmap_counter_dma_count.attr.attr,
+	&barmap_counter_dma_timeouts.attr.attr,
 	NULL,
 };
 ATTRIBUTE_GROUPS(barmap);
@@ -2120,7 +2118,7 @@ static irqreturn_t barmap_irq(int irq, void *data)
 	if (!pending || pending == ~0U)
 		return IRQ_NONE;	/* shared INTx, or the device is gone */
 	iowrite32(pending, bdev->regs + BARMAP_REG_IRQ_ACK);
-	atomic_inc(&bdev->irq_count);
+	atomic_inc(&bdev->counters.irq_count);
 	if (pending & (BARMAP_IRQ_DMA_DONE | BARMAP_IRQ_DMA_ERROR)) {
 		WRITE_ONCE(bdev->dma_status,
 			   ioread32(bdev->regs + BARMAP_REG_DMA_STATUS));
@@ -2149,7 +2147,14 @@ static void barmap_release_bar(void *data)
 			   pci_resource_len(pdev, BARMAP_MEM_BAR));
 }
 
-static int barmap_setup_pci(struct pci_dev *pdev)
+/*
+ * The probe's steps, in order; each returns 0 or -errno.  The PCI ones are
+ * managed (pcim_*, devm_*); from barmap_dev_alloc() on, each is undone by
+ * its counterpart in remove() and by the probe's one unwind path.
+ */
+
+/* the function enabled, BAR0 mapped, BAR2 claimed, DMA mask, bus master */
+static int barmap_pci_setup(struct pci_dev *pdev)
 {
 	struct device *dev = &pdev->dev;
 	unsigned long flags;
@@ -2198,12 +2203,49 @@ static int barmap_setup_pci(struct pci_dev *pdev)
 	return 0;
 }
 
-/* the class device and its state; from here on, put_device() frees bdev and the minor */
-static struct barmap_dev *barmap_dev_new(struct pci_dev *pdev,
-					 void __iomem *regs)
+static void __iomem *barmap_regs(struct pci_dev *pdev)
+{
+	return pcim_iomap_table(pdev)[BARMAP_REG_BAR];
+}
+
+/* a barmap: its magic, and a MEM_SIZE register that agrees with BAR2 */
+static int barmap_check_id(struct pci_dev *pdev)
+{
+	void __iomem *regs = barmap_regs(pdev);
+	resource_size_t bar_size = pci_resource_len(pdev, BARMAP_MEM_BAR);
+	u32 magic = ioread32(regs + BARMAP_REG_ID);
+	u64 mem_size;
+
+	if (magic != BARMAP_ID_MAGIC)
+		return dev_err_probe(&pdev->dev, -ENODEV, "bad magic %#x\n",
+				     magic);
+	mem_size = ioread32(regs + BARMAP_REG_MEM_SIZE_LO) |
+		   (u64)ioread32(regs + BARMAP_REG_MEM_SIZE_HI) << 32;
+	if (mem_size != bar_size)
+		dev_warn(&pdev->dev, "MEM_SIZE %#llx but BAR%d is %pa bytes\n",
+			 mem_size, BARMAP_MEM_BAR, &bar_size);
+	return 0;
+}
+
+/* one vector, MSI or INTx (freed by pcim at the driver's detach) */
+static int barmap_irq_vectors(struct pci_dev *pdev)
+{
+	int ret = pci_alloc_irq_vectors(pdev, 1, 1,
+					PCI_IRQ_MSI | BARMAP_PCI_IRQ_INTX);
+
+	if (ret < 0)
+		return dev_err_probe(&pdev->dev, ret, "no interrupt\n");
+	return 0;
+}
+
+/*
+ * The state and the class device, initialized but not added, with its
+ * minor; from here on, put_device() frees bdev and the minor.
+ */
+static struct barmap_dev *barmap_dev_alloc(struct pci_dev *pdev)
 {
 	struct barmap_dev *bdev;
-	int minor, ret;
+	int minor;
 
 	minor = ida_alloc_max(&barmap_ida, BARMAP_MAX_DEVS - 1, GFP_KERNEL);
 	if (minor < 0)
@@ -2214,12 +2256,12 @@ static struct barmap_dev *barmap_dev_new(struct pci_dev *pdev,
 		return ERR_PTR(-ENOMEM);
 	}
 	bdev->pdev = pci_dev_get(pdev);
-	bdev->regs = regs;
+	bdev->regs = barmap_regs(pdev);
 	bdev->minor = minor;
 	bdev->bar.phys = pci_resource_start(pdev, BARMAP_MEM_BAR);
 	bdev->bar.size = pci_resource_len(pdev, BARMAP_MEM_BAR);
 	mutex_init(&bdev->bar.lock);
-	bdev->version = ioread32(regs + BARMAP_REG_VERSION);
+	bdev->version = ioread32(bdev->regs + BARMAP_REG_VERSION);
 	bdev->msi = pdev->msi_enabled;
 	bdev->irq = pci_irq_vector(pdev, 0);
 	init_rwsem(&bdev->state_rw);
@@ -2238,20 +2280,23 @@ static struct barmap_dev *barmap_dev_new(struct pci_dev *pdev,
 	bdev->dev.devt = MKDEV(MAJOR(barmap_devt), minor);
 	bdev->dev.groups = barmap_groups;
 	bdev->dev.release = barmap_dev_release;
-	ret = dev_set_name(&bdev->dev, DRV_NAME "%d", minor);
-	if (ret)
-		goto err_put;
-	bdev->inode = alloc_anon_inode(barmap_mnt->mnt_sb);
-	if (IS_ERR(bdev->inode)) {
-		ret = PTR_ERR(bdev->inode);
-		bdev->inode = NULL;
-		goto err_put;
-	}
 	return bdev;
+}
 
-err_put:
-	put_device(&bdev->dev);
-	return ERR_PTR(ret);
+/* barmapN, and the inode whose address_space every open file shares */
+static int barmap_dev_name(struct barmap_dev *bdev)
+{
+	struct inode *inode;
+	int ret;
+
+	ret = dev_set_name(&bdev->dev, DRV_NAME "%d", bdev->minor);
+	if (ret)
+		return ret;
+	inode = alloc_anon_inode(barmap_mnt->mnt_sb);
+	if (IS_ERR(inode))
+		return PTR_ERR(inode);
+	bdev->inode = inode;	/* barmap_dev_release() puts it */
+	return 0;
 }
 
 /* the interrupt, with every cause acknowledged first and unmasked after */
@@ -2276,51 +2321,47 @@ static void barmap_irq_teardown(struct barmap_dev *bdev)
 	free_irq(bdev->irq, bdev);
 }
 
+/* /dev/barmapN and the class device: the last step, users may come */
+static int barmap_cdev_add(struct barmap_dev *bdev)
+{
+	cdev_init(&bdev->cdev, &barmap_fops);
+	bdev->cdev.owner = THIS_MODULE;
+	return cdev_device_add(&bdev->cdev, &bdev->dev);
+}
+
+static void barmap_cdev_del(struct barmap_dev *bdev)
+{
+	cdev_device_del(&bdev->cdev, &bdev->dev);
+}
+
 static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
-	struct device *dev = &pdev->dev;
 	struct barmap_dev *bdev;
-	void __iomem *regs;
-	u64 mem_size;
-	u32 magic;
 	int ret;
 
-	ret = barmap_setup_pci(pdev);
+	ret = barmap_pci_setup(pdev);
+	if (!ret)
+		ret = barmap_check_id(pdev);
+	if (!ret)
+		ret = barmap_irq_vectors(pdev);
 	if (ret)
-		return ret;
+		return ret;	/* managed: undone by the driver core */
 
-	regs = pcim_iomap_table(pdev)[BARMAP_REG_BAR];
-	magic = ioread32(regs + BARMAP_REG_ID);
-	if (magic != BARMAP_ID_MAGIC)
-		return dev_err_probe(dev, -ENODEV, "bad magic %#x\n", magic);
-
-	ret = pci_alloc_irq_vectors(pdev, 1, 1,
-				    PCI_IRQ_MSI | BARMAP_PCI_IRQ_INTX);
-	if (ret < 0)
-		return dev_err_probe(dev, ret, "no interrupt\n");
-
-	bdev = barmap_dev_new(pdev, regs);
+	bdev = barmap_dev_alloc(pdev);
 	if (IS_ERR(bdev))
 		return PTR_ERR(bdev);
-
-	mem_size = ioread32(regs + BARMAP_REG_MEM_SIZE_LO) |
-		   (u64)ioread32(regs + BARMAP_REG_MEM_SIZE_HI) << 32;
-	if (mem_size != bdev->bar.size)
-		dev_warn(dev, "MEM_SIZE %#llx but BAR%d is %pa bytes\n",
-			 mem_size, BARMAP_MEM_BAR, &bdev->bar.size);
-
+	ret = barmap_dev_name(bdev);
+	if (ret)
+		goto err_put;
 	ret = barmap_irq_setup(bdev);
 	if (ret)
 		goto err_put;
-
-	cdev_init(&bdev->cdev, &barmap_fops);
-	bdev->cdev.owner = THIS_MODULE;
-	ret = cdev_device_add(&bdev->cdev, &bdev->dev);
+	ret = barmap_cdev_add(bdev);
 	if (ret)
 		goto err_irq;
 
 	pci_set_drvdata(pdev, bdev);
-	dev_info(dev, "%s: BAR%d %pa+%pa, %s irq %d, version %#x\n",
+	dev_info(&pdev->dev, "%s: BAR%d %pa+%pa, %s irq %d, version %#x\n",
 		 dev_name(&bdev->dev), BARMAP_MEM_BAR, &bdev->bar.phys,
 		 &bdev->bar.size, bdev->msi ? "MSI" : "INTx", bdev->irq,
 		 bdev->version);
@@ -2333,33 +2374,30 @@ err_put:
 	return ret;
 }
 
-static void barmap_remove(struct pci_dev *pdev)
+/* The steps of remove() after the cdev is gone, in their order. */
+
+/* waits for every ioctl, mmap and fault in flight, including a DMA */
+static void barmap_set_dead(struct barmap_dev *bdev)
 {
-	struct barmap_dev *bdev = pci_get_drvdata(pdev);
-	struct barmap_file *bf;
-	struct barmap_buf *buf, *next;
-
-	cdev_device_del(&bdev->cdev, &bdev->dev);
-
-	/* waits for every ioctl, mmap and fault in flight, including a DMA */
 	down_write(&bdev->state_rw);
 	bdev->dead = true;
 	up_write(&bdev->state_rw);
+}
 
-	/*
-	 * Revoke every user mapping of every open file, race-free: after this
-	 * nothing reaches the BAR or a buffer (the next access raises SIGBUS),
-	 * and nothing will reach whatever gets the BAR's address next.  The
-	 * region's memory type goes with it.
-	 */
-	barmap_revoke(bdev);
+/* the BAR's memory type, held while it was mapped, goes with the mappings */
+static void barmap_bar_unpin(struct barmap_dev *bdev)
+{
 	mutex_lock(&bdev->bar.lock);
 	barmap_region_unpin(&bdev->bar);
 	mutex_unlock(&bdev->bar.lock);
+}
 
-	barmap_irq_teardown(bdev);
+/* no mapping is left: the device's DMA mappings and the memory go back now */
+static void barmap_bufs_give_back(struct barmap_dev *bdev)
+{
+	struct barmap_buf *buf, *next;
+	struct barmap_file *bf;
 
-	/* no mapping is left: the device's DMA mappings and the memory go back now */
 	mutex_lock(&bdev->bufs_lock);
 	list_for_each_entry_safe(buf, next, &bdev->bufs, dev_node)
 		barmap_buf_give_back(buf, false);
@@ -2368,7 +2406,24 @@ static void barmap_remove(struct pci_dev *pdev)
 	list_for_each_entry(bf, &bdev->files, node)
 		barmap_file_drop_bufs(bf);
 	mutex_unlock(&bdev->files_lock);
+}
 
+static void barmap_remove(struct pci_dev *pdev)
+{
+	struct barmap_dev *bdev = pci_get_drvdata(pdev);
+
+	barmap_cdev_del(bdev);
+	barmap_set_dead(bdev);
+	/*
+	 * Revoke every user mapping of every open file, race-free: after this
+	 * nothing reaches the BAR or a buffer (the next access raises SIGBUS),
+	 * and nothing will reach whatever gets the BAR's address next.  The
+	 * region's memory type goes with it.
+	 */
+	barmap_revoke(bdev);
+	barmap_bar_unpin(bdev);
+	barmap_irq_teardown(bdev);
+	barmap_bufs_give_back(bdev);
 	pci_clear_master(pdev);
 	put_device(&bdev->dev);
 }

@@ -97,6 +97,15 @@ struct BarmapState {
     uint32_t generation;
 
     bool irq_pending;           /* (irq_status & irq_mask) != 0, last seen */
+
+    /*
+     * What barmap_irq_update last traced (zero: the reset state), so that an
+     * update that changes nothing, as every config write does, is quiet.
+     */
+    uint32_t traced_status;
+    uint32_t traced_mask;
+    bool traced_msi;
+    bool traced_lost;
 };
 
 /* Power management: the D-state lives in PMCSR, in config space */
@@ -110,6 +119,20 @@ static bool barmap_d3hot(BarmapState *s)
 
 /* Interrupts */
 
+/* the interrupt state, when it differs from the one traced last */
+static void barmap_trace_irq(BarmapState *s, bool pending, bool msi, bool lost)
+{
+    if (s->traced_status == s->irq_status && s->traced_mask == s->irq_mask &&
+        s->traced_msi == msi && s->traced_lost == lost) {
+        return;
+    }
+    s->traced_status = s->irq_status;
+    s->traced_mask = s->irq_mask;
+    s->traced_msi = msi;
+    s->traced_lost = lost;
+    trace_barmap_irq_update(s->irq_status, s->irq_mask, pending, msi, lost);
+}
+
 static void barmap_update_irq(BarmapState *s)
 {
     PCIDevice *pdev = PCI_DEVICE(s);
@@ -118,7 +141,7 @@ static void barmap_update_irq(BarmapState *s)
     bool lost = (s->fault & BARMAP_FAULT_IRQ_LOST) || barmap_d3hot(s);
     bool msi = s->has_msi && msi_enabled(pdev);
 
-    trace_barmap_irq_update(s->irq_status, s->irq_mask, pending, msi, lost);
+    barmap_trace_irq(s, pending, msi, lost);
     if (msi) {
         pci_set_irq(pdev, 0);
         if (pending && !s->irq_pending && !lost) {

@@ -93,15 +93,53 @@ static uint64_t pages(uint64_t n)
 	return n * page_size;
 }
 
+/*
+ * ---- teardown: a cell that forks or makes pipes ends every path in these,
+ * as a kselftest fixture's teardown runs whatever the test did ----
+ */
+
+/* close what is still open of a pipe; { -1, -1 } is closed */
+static void pipe_close(int p[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (p[i] >= 0)
+			close(p[i]);
+		p[i] = -1;
+	}
+}
+
+/* reap a child that has ended or is ending (kill it first) */
+static void child_wait(pid_t *pid, int *status)
+{
+	if (*pid > 0)
+		waitpid(*pid, status, 0);
+	*pid = -1;
+}
+
+/* kill and reap a child that is still there; -1 is none */
+static void child_end(pid_t *pid)
+{
+	if (*pid > 0)
+		kill(*pid, SIGKILL);
+	child_wait(pid, NULL);
+}
+
+/* nothing open: what cell_close() may take */
+static void cell_init(struct actx *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->p = MAP_FAILED;
+	a->fd = -1;
+	a->t.fd = a->t.map_fd = a->t.vfio_group = a->t.vfio_container = -1;
+}
+
 /* the row's object mapped read-write, want bytes (0: all of it) */
 static bool cell_open(const struct strategy *st, size_t want, struct actx *a,
 		      struct cell *c)
 {
 	int ret;
 
-	memset(a, 0, sizeof(*a));
-	a->p = MAP_FAILED;
-	a->t.fd = a->t.map_fd = a->t.vfio_group = a->t.vfio_container = -1;
+	cell_init(a);
 	a->fd = open(opt.dev, O_RDWR | O_CLOEXEC);
 	if (a->fd < 0 && driver_row(st)) {
 		cell_errno(c, "error", errno, "open");
@@ -382,12 +420,12 @@ static void sc_dma_write(const struct strategy *st, struct cell *c)
  */
 static void sc_fork(const struct strategy *st, struct cell *c)
 {
-	int to_parent[2], to_child[2];
+	int to_parent[2] = { -1, -1 }, to_child[2] = { -1, -1 };
 	size_t n = pages(4);
 	const char *what = "";
 	struct actx a;
 	char r = 0;
-	pid_t pid;
+	pid_t pid = -1;
 
 	if (!cell_open(st, n, &a, c))
 		goto out;
@@ -397,9 +435,14 @@ static void sc_fork(const struct strategy *st, struct cell *c)
 		goto out;
 	}
 	pid = fork();
+	if (pid < 0) {
+		cell_errno(c, "error", errno, "fork");
+		goto out;
+	}
 	if (!pid) {
 		char go;
 
+		close(to_parent[0]);
 		close(to_child[1]);
 		if (check_pattern(&a, 0, a.len, opt.seed, &what)) {
 			verdict(c, "wrong", "the child did not see the parent's bytes");
@@ -419,16 +462,28 @@ static void sc_fork(const struct strategy *st, struct cell *c)
 		_exit(0);
 	}
 	close(to_child[0]);
-	if (read(to_parent[0], &r, 1) != 1)
-		goto out;	/* the child reported */
-	if (check_pattern(&a, 0, a.len, opt.seed ^ 0xf0, &what)) {
-		verdict(c, "wrong", "the parent did not see the child's bytes");
-		kill(pid, SIGKILL);
+	to_child[0] = -1;
+	close(to_parent[1]);	/* a child that reported and went: end of file */
+	to_parent[1] = -1;
+	if (read(to_parent[0], &r, 1) != 1) {
+		child_wait(&pid, NULL);	/* the child reported */
 		goto out;
 	}
-	cell_reported = true;	/* the child reports once this process is gone */
+	if (check_pattern(&a, 0, a.len, opt.seed ^ 0xf0, &what)) {
+		verdict(c, "wrong", "the parent did not see the child's bytes");
+		goto out;
+	}
+	/*
+	 * The child reports once this process has let go of the object (the
+	 * end of to_child, closed last); the runner reaps it (subreaper).
+	 */
+	cell_reported = true;
+	pid = -1;
 out:
+	child_end(&pid);
 	cell_close(&a);
+	pipe_close(to_parent);
+	pipe_close(to_child);
 }
 
 static uint32_t pattern_word(size_t off, uint64_t seed)
@@ -445,19 +500,31 @@ static void sc_ptrace(const struct strategy *st, struct cell *c)
 	size_t n = pages(2), off = page_size + 8;
 	struct actx a;
 	long word;
-	int status, peek_err = 0, poke_err = 0;
-	pid_t pid;
+	int status = 0, peek_err = 0, poke_err = 0;
+	pid_t pid = -1;
 
 	if (!cell_open(st, n, &a, c))
 		goto out;
 	put_pattern(&a, 0, a.len, opt.seed);
 	pid = fork();
+	if (pid < 0) {
+		cell_errno(c, "error", errno, "fork");
+		goto out;
+	}
 	if (!pid) {
 		ptrace(PTRACE_TRACEME, 0, NULL, NULL);
 		raise(SIGSTOP);
 		_exit(*(volatile uint32_t *)(a.p + off + 8) == 0xdeb06ed0 ? 0 : 1);
 	}
-	waitpid(pid, &status, 0);
+	if (waitpid(pid, &status, 0) != pid) {
+		cell_errno(c, "error", errno, "waitpid");
+		goto out;
+	}
+	if (!WIFSTOPPED(status)) {
+		pid = -1;	/* it ended, and is reaped */
+		verdict(c, "error", "the traced child did not stop");
+		goto out;
+	}
 	errno = 0;
 	word = ptrace(PTRACE_PEEKDATA, pid, a.p + off, NULL);
 	if (errno)
@@ -465,7 +532,7 @@ static void sc_ptrace(const struct strategy *st, struct cell *c)
 	if (ptrace(PTRACE_POKEDATA, pid, a.p + off + 8, (void *)0xdeb06ed0))
 		poke_err = errno;
 	ptrace(PTRACE_CONT, pid, NULL, NULL);
-	waitpid(pid, &status, 0);
+	child_wait(&pid, &status);
 	if (peek_err || poke_err)
 		cell_errno(c, "refused", peek_err ?: poke_err,
 			   peek_err ? "PTRACE_PEEKDATA" : "PTRACE_POKEDATA");
@@ -477,6 +544,7 @@ static void sc_ptrace(const struct strategy *st, struct cell *c)
 	else
 		verdict(c, "ok", "PEEKDATA and POKEDATA");
 out:
+	child_end(&pid);
 	cell_close(&a);
 }
 
@@ -677,10 +745,7 @@ static void sc_vmsplice(const struct strategy *st, struct cell *c)
 	pattern_verdict(c, diff_pattern(back, 0, n, opt.seed, &what), n, what,
 			"the pipe got the mapping's bytes");
 out:
-	if (p[0] >= 0) {
-		close(p[0]);
-		close(p[1]);
-	}
+	pipe_close(p);
 	free(back);
 	cell_close(&a);
 }
@@ -901,9 +966,14 @@ static pid_t remover_start(const char *dir, int *go)
 	pid_t pid;
 	char c;
 
+	*go = -1;
 	if (pipe(p))
 		return -1;
 	pid = fork();
+	if (pid < 0) {
+		pipe_close(p);
+		return -1;
+	}
 	if (!pid) {
 		close(p[1]);
 		if (read(p[0], &c, 1) != 1)
@@ -933,6 +1003,7 @@ static void sc_unplug(const struct strategy *st, struct cell *c)
 	pid_t remover = -1;
 	const char *what;
 
+	cell_init(&a);
 	/* where the device is, then a remover that holds nothing of it */
 	if (!cell_open(st, pages(2), &a, c))
 		goto out;
@@ -953,7 +1024,7 @@ static void sc_unplug(const struct strategy *st, struct cell *c)
 			verdict(c, "blocked", "removal waited until the user let go");
 		else
 			verdict(c, "wrong", "removal never finished");
-		remover = -1;
+		remover = -1;	/* reaped, or stuck in the kernel: the runner's */
 		goto back;
 	}
 	remover = -1;
@@ -979,10 +1050,7 @@ back:
 	if (!device_back(st, dir, UINT32_MAX, 0, 20))	/* every file is closed */
 		snprintf(c->detail, sizeof(c->detail), "the device did not come back");
 out:
-	if (remover > 0) {
-		kill(remover, SIGKILL);
-		waitpid(remover, NULL, 0);
-	}
+	child_end(&remover);
 	if (go >= 0)
 		close(go);
 	cell_close(&a);
@@ -1040,13 +1108,119 @@ static void race_child(const struct target *t, volatile int *stop, int started,
 	_exit(write(result, &r, sizeof(r)) == sizeof(r) ? 0 : 3);
 }
 
+/* what the cycles of a race cell found */
+struct race_tally {
+	long survivors, mapped, same_addr, reached;
+};
+
+/*
+ * One cycle: a child maps the object of *a over and over while the device is
+ * removed and comes back, then touches its newest mapping.  *a (its mapping
+ * unmapped) becomes the device that came back.  Every path kills and reaps
+ * the child, closes the pipes and the new device when it is not kept; false
+ * with the cell's verdict set when the cycle could not run.
+ */
+static bool race_cycle(const struct strategy *st, struct cell *c, bool host,
+		       const char *dir, long done, volatile int *stop,
+		       struct actx *a, struct race_tally *t)
+{
+	int started[2] = { -1, -1 }, go[2] = { -1, -1 }, result[2] = { -1, -1 };
+	uint32_t marker = RACE_MARKER | (uint32_t)done, minor = a->info.minor;
+	uint64_t addr = st->obj == OBJ_BUF ? 0 : a->info.bar_phys;
+	volatile uint32_t *np = MAP_FAILED;
+	struct race_result r = { 0 };
+	struct cell ignore = { 0 };
+	char path[400], ch = 0;
+	bool ok = false, back;
+	pid_t pid = -1;
+	struct actx b;
+	ino_t ino;
+
+	cell_init(&b);
+	if (pipe(started) || pipe(go) || pipe(result)) {
+		verdict(c, "error", "pipe");
+		goto out;
+	}
+	ino = dir_ino(dir);
+	*stop = 0;
+	pid = fork();
+	if (pid < 0) {
+		cell_errno(c, "error", errno, "fork");
+		goto out;
+	}
+	if (!pid) {
+		close(started[0]);
+		close(go[1]);
+		close(result[0]);
+		race_child(&a->t, stop, started[1], go[0], result[1]);
+	}
+	/* the child's ends: its death is an end of file here */
+	close(started[1]);
+	close(go[0]);
+	close(result[1]);
+	started[1] = go[0] = result[1] = -1;
+	if (read(started[0], &ch, 1) != 1) {
+		verdict(c, "error", "the mapping child died");
+		goto out;
+	}
+	cell_close(a);		/* the child's mapping holds the object now */
+	if (host) {
+		printf("@atlas race cycle=%ld bdf=%s\n", done,
+		       strrchr(dir, '/') + 1);
+		fflush(stdout);
+	} else {
+		usleep(rng_below(3000));
+		snprintf(path, sizeof(path), "%s/remove", dir);
+		if (sysfs_write(path, "1") ||
+		    sysfs_write("/sys/bus/pci/rescan", "1")) {
+			verdict(c, "error", "remove/rescan failed");
+			goto out;
+		}
+	}
+	back = device_back(st, dir, minor, ino, host ? 120 : 20);
+	*stop = 1;	/* the device is back: mapping the old one is over */
+	if (!back || !cell_open(st, pages(1), &b, &ignore)) {
+		verdict(c, "error", "no device after cycle %ld", done);
+		goto out;
+	}
+	/* the device that came back: the parent marks it, the child looks */
+	if (st->obj != OBJ_BUF) {
+		t->same_addr += st->obj == OBJ_BAR && b.info.bar_phys == addr;
+		np = (volatile uint32_t *)b.p;
+		np[0] = marker;
+		np[1] = 0;
+	}
+	if (write(go[1], &ch, 1) != 1 ||
+	    read(result[0], &r, sizeof(r)) != sizeof(r)) {
+		verdict(c, "error", "the mapping child died");
+		goto out;
+	}
+	child_wait(&pid, NULL);
+	t->mapped += r.mapped;
+	if (r.mapped && !r.read_sig) {
+		t->survivors++;
+		t->reached += np != MAP_FAILED && np[1] == RACE_POISON;
+	}
+	*a = b;		/* the next cycle races the new device */
+	munmap(a->p, a->len);
+	a->p = MAP_FAILED;
+	cell_init(&b);
+	ok = true;
+out:
+	child_end(&pid);
+	pipe_close(started);
+	pipe_close(go);
+	pipe_close(result);
+	cell_close(&b);
+	return ok;
+}
+
 static void sc_race(const struct strategy *st, struct cell *c, bool host)
 {
-	long cycles = opt.count ? opt.count : 200, survivors = 0, mapped = 0;
-	long same_addr = 0, done, reached = 0;
-	char dir[300], path[400], ch = 0;
+	long cycles = opt.count ? opt.count : 200, done;
 	volatile int *stop = MAP_FAILED;
-	uint64_t addr = 0;
+	struct race_tally t = { 0 };
+	char dir[300];
 	struct actx a;
 	double t0 = now();
 
@@ -1055,9 +1229,14 @@ static void sc_race(const struct strategy *st, struct cell *c, bool host)
 		verdict(c, "n/a", "removal waits for the user (see unplug)");
 		return;
 	}
+	cell_init(&a);
 	stop = mmap(NULL, page_size, PROT_READ | PROT_WRITE,
 		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (stop == MAP_FAILED || !cell_open(st, pages(1), &a, c))
+	if (stop == MAP_FAILED) {
+		cell_errno(c, "error", errno, "mmap the stop flag");
+		goto out;
+	}
+	if (!cell_open(st, pages(1), &a, c))
 		goto out;
 	if (row_pci_dir(&a, dir, sizeof(dir))) {
 		verdict(c, "error", "no PCI device behind the row");
@@ -1065,93 +1244,21 @@ static void sc_race(const struct strategy *st, struct cell *c, bool host)
 	}
 	munmap(a.p, a.len);
 	a.p = MAP_FAILED;
-	for (done = 0; done < cycles; done++) {
-		int started[2], go[2], result[2], status;
-		struct race_result r = { 0 };
-		struct actx b;
-		struct cell ignore = { 0 };
-		volatile uint32_t *np = MAP_FAILED;
-		ino_t ino;
-		bool back;
-		uint32_t marker = RACE_MARKER | (uint32_t)done, minor = a.info.minor;
-		pid_t pid;
-
-		if (pipe(started) || pipe(go) || pipe(result)) {
-			verdict(c, "error", "pipe");
+	for (done = 0; done < cycles; done++)
+		if (!race_cycle(st, c, host, dir, done, stop, &a, &t))
 			goto out;
-		}
-		addr = st->obj == OBJ_BUF ? 0 : a.info.bar_phys;
-		ino = dir_ino(dir);
-		*stop = 0;
-		pid = fork();
-		if (!pid)
-			race_child(&a.t, stop, started[1], go[0], result[1]);
-		if (read(started[0], &ch, 1) != 1) {
-			verdict(c, "error", "the mapping child died");
-			goto out;
-		}
-		cell_close(&a);		/* the child's mapping holds the object now */
-		if (host) {
-			printf("@atlas race cycle=%ld bdf=%s\n", done,
-			       strrchr(dir, '/') + 1);
-			fflush(stdout);
-		} else {
-			usleep(rng_below(3000));
-			snprintf(path, sizeof(path), "%s/remove", dir);
-			if (sysfs_write(path, "1") ||
-			    sysfs_write("/sys/bus/pci/rescan", "1")) {
-				verdict(c, "error", "remove/rescan failed");
-				kill(pid, SIGKILL);
-				goto out;
-			}
-		}
-		back = device_back(st, dir, minor, ino, host ? 120 : 20);
-		*stop = 1;	/* the device is back: mapping the old one is over */
-		if (!back || !cell_open(st, pages(1), &b, &ignore)) {
-			verdict(c, "error", "no device after cycle %ld", done);
-			kill(pid, SIGKILL);
-			waitpid(pid, NULL, 0);
-			goto out;
-		}
-		/* the device that came back: the parent marks it, the child looks */
-		if (st->obj != OBJ_BUF) {
-			same_addr += st->obj == OBJ_BAR && b.info.bar_phys == addr;
-			np = (volatile uint32_t *)b.p;
-			np[0] = marker;
-			np[1] = 0;
-		}
-		if (write(go[1], &ch, 1) != 1 ||
-		    read(result[0], &r, sizeof(r)) != sizeof(r)) {
-			verdict(c, "error", "the mapping child died");
-			goto out;
-		}
-		waitpid(pid, &status, 0);
-		mapped += r.mapped;
-		if (r.mapped && !r.read_sig) {
-			survivors++;
-			reached += np != MAP_FAILED && np[1] == RACE_POISON;
-		}
-		close(started[0]);
-		close(started[1]);
-		close(go[0]);
-		close(go[1]);
-		close(result[0]);
-		close(result[1]);
-		a = b;		/* the next cycle races the new device */
-		munmap(a.p, a.len);
-		a.p = MAP_FAILED;
-	}
-	c->num = survivors;
+	c->num = t.survivors;
 	c->has_num = true;
 	snprintf(c->detail, sizeof(c->detail),
 		 "cycles=%ld mapped=%ld same_address=%ld reached_next_device=%ld seconds=%.1f",
-		 done, mapped, same_addr, reached, now() - t0);
-	if (st->obj == OBJ_BUF && st->kind == BARMAP_BUF_DMABUF && survivors == done)
+		 done, t.mapped, t.same_addr, t.reached, now() - t0);
+	if (st->obj == OBJ_BUF && st->kind == BARMAP_BUF_DMABUF &&
+	    t.survivors == done)
 		verdict(c, "kept", "%ld of %ld kept (a dma-buf is never revoked)",
-			survivors, done);
-	else if (survivors)
-		verdict(c, "wrong", "%ld of %ld survived removal%s", survivors, done,
-			reached ? ", some reached the next device" : "");
+			t.survivors, done);
+	else if (t.survivors)
+		verdict(c, "wrong", "%ld of %ld survived removal%s", t.survivors,
+			done, t.reached ? ", some reached the next device" : "");
 	else
 		verdict(c, "ok", "0 of %ld survived", done);
 out:
@@ -1493,20 +1600,23 @@ static int run_cell(const struct strategy *st, const struct scenario *sc)
 {
 	double timeout = sc->timeout, end;
 	struct cell c = { 0 };
-	int p[2], status = 0;
+	int p[2] = { -1, -1 }, status = 0;
 	struct pollfd pfd;
 	ssize_t got = 0;
-	pid_t pid;
+	pid_t pid = -1;
 
 	if (!strncmp(sc->name, "race", 4))
 		timeout += (opt.count ? opt.count : 200) * 3.0;
 	if (pipe(p)) {
 		verdict(&c, "error", "pipe: %s", errname(errno));
-		emit(st, sc->name, &c);
-		return 1;
+		goto out;
 	}
 	fflush(stdout);
 	pid = fork();
+	if (pid < 0) {
+		verdict(&c, "error", "fork: %s", errname(errno));
+		goto out;
+	}
 	if (!pid) {
 		close(p[0]);
 		cell_result_fd = p[1];
@@ -1517,6 +1627,7 @@ static int run_cell(const struct strategy *st, const struct scenario *sc)
 		_exit(0);
 	}
 	close(p[1]);
+	p[1] = -1;
 	pfd.fd = p[0];
 	pfd.events = POLLIN;
 	end = now() + timeout;
@@ -1532,9 +1643,8 @@ static int run_cell(const struct strategy *st, const struct scenario *sc)
 	}
 	if (got != (ssize_t)sizeof(c))
 		kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
+	child_wait(&pid, &status);
 	reap_orphans();
-	close(p[0]);
 	if (got != (ssize_t)sizeof(c)) {
 		memset(&c, 0, sizeof(c));
 		if (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL) {
@@ -1545,6 +1655,9 @@ static int run_cell(const struct strategy *st, const struct scenario *sc)
 			verdict(&c, "error", "no result within %.0f s", timeout);
 		}
 	}
+out:
+	child_end(&pid);
+	pipe_close(p);
 	emit(st, sc->name, &c);
 	return !strcmp(c.verdict, "wrong") || !strcmp(c.verdict, "error");
 }
@@ -1596,6 +1709,8 @@ int cmd_atlas(void)
 	fd = open(opt.dev, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || pci_dir_of(fd, atlas_pci_dir, sizeof(atlas_pci_dir))) {
 		fprintf(stderr, "barmap-check atlas: %s: %s\n", opt.dev, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return 2;
 	}
 	close(fd);

@@ -2,13 +2,15 @@
 /*
  * barmap-check: exercise /dev/barmapN from inside the guest.
  *
- * One file per concern: main.c (options, commands), out.c (key=value or
- * JSON records), dev.c (the device, the strategy table, guarded access),
- * pattern.c (offset-encoded patterns and access widths), check.c (the check,
- * info and cross commands), matrix.c (the refusal/hostile matrices),
- * random.c (seeded random operations against a model), bench.c (bandwidth),
- * lifecycle.c (unplug, unplug races, fault counts, hold), target.c (one
- * mappable object of a row), atlas.c (every row through one scenario matrix).
+ * One file per concern: opts.c (the options and the page size every file
+ * reads), main.c (the command line: fills the options and runs a command;
+ * no other file reads it), out.c (key=value or JSON records), dev.c (the
+ * device, the strategy table, guarded access), pattern.c (offset-encoded
+ * patterns and access widths), check.c (the check, info and cross
+ * commands), matrix.c (the refusal/hostile matrices), random.c (seeded
+ * random operations against a model), bench.c (bandwidth), lifecycle.c
+ * (unplug, unplug races, fault counts, hold), target.c (one mappable object
+ * of a row), atlas.c (every row through one scenario matrix).
  */
 #ifndef BARMAP_CHECK_H
 #define BARMAP_CHECK_H
@@ -42,7 +44,7 @@
 
 #define MAX_SHOWN 4
 
-/* main.c */
+/* opts.c */
 struct options {
 	const char *dev;
 	const char *strategy;

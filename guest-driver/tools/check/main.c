@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
+/* barmap-check's command line: fills opt (opts.c), runs one command */
 #include "check.h"
 
 static uint64_t parse_size(const char *s)
@@ -17,34 +18,6 @@ static uint64_t parse_size(const char *s)
 	}
 	return v;
 }
-
-bool list_has(const char *list, const char *word)
-{
-	size_t n = strlen(word);
-	const char *p = list;
-
-	if (!strcmp(list, "all"))
-		return true;
-	while ((p = strstr(p, word))) {
-		if ((p == list || p[-1] == ',') && (p[n] == 0 || p[n] == ','))
-			return true;
-		p += n;
-	}
-	return false;
-}
-
-/* ---- main ---- */
-
-struct options opt = {
-	.dev = "/dev/barmap0",
-	.strategy = "all",
-	.patterns = "offset",
-	.widths = "32",
-	.cache = "uc",
-	.scenarios = "all",
-	.blockdev = "/dev/ram0",
-};
-long page_size;
 
 static void usage(void)
 {

@@ -546,6 +546,11 @@ static void fork_case(struct ctx *c, char *out, size_t n, bool buffer)
 	}
 	p[1] = 0;
 	pid = fork();
+	if (pid < 0) {
+		snprintf(out, n, "fork-%s", errname(errno));
+		munmap((void *)p, page_size);
+		goto out;
+	}
 	if (!pid) {
 		uint32_t w = v;
 
