@@ -1299,14 +1299,19 @@ static int barmap_dmabuf_mmap(struct dma_buf *dmabuf,
 			       vma->vm_end - vma->vm_start, vma->vm_page_prot);
 }
 
-/* DMA_BUF_IOCTL_SYNC: the device's own mapping, while it has one */
+/*
+ * DMA_BUF_IOCTL_SYNC: the device's own mapping, while it has one.  Once the
+ * device is dead remove() gives its DMA mappings back (after barmap_set_dead(),
+ * which waits for this read side): the pages stay the CPU's, nothing to sync.
+ */
 static int barmap_dmabuf_cpu_access(struct dma_buf *dmabuf,
 				    enum dma_data_direction dir, bool begin)
 {
 	struct barmap_buf *buf = dmabuf->priv;
 
 	down_read(&buf->bdev->state_rw);
-	barmap_buf_sync(buf, begin, dir);
+	if (!buf->bdev->dead)
+		barmap_buf_sync(buf, begin, dir);
 	up_read(&buf->bdev->state_rw);
 	return 0;
 }
