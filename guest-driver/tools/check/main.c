@@ -65,9 +65,46 @@ static long parse_count(const char *v)
 	return n;
 }
 
+static int cmd_refusals(void)
+{
+	return cmd_matrix(true);
+}
+
+static int cmd_hostile(void)
+{
+	return cmd_matrix(false);
+}
+
+static int cmd_hold_opt(void)
+{
+	return cmd_hold(opt.size ? (long)opt.size : 5);
+}
+
+/* the commands; own_output: it writes JSON lines of its own (no record framing) */
+static const struct command {
+	const char *name;
+	int (*run)(void);
+	bool own_output;
+} commands[] = {
+	{ .name = "check", .run = cmd_check },
+	{ .name = "info", .run = cmd_info },
+	{ .name = "probe-refusals", .run = cmd_refusals },
+	{ .name = "hostile", .run = cmd_hostile },
+	{ .name = "cross", .run = cmd_cross },
+	{ .name = "bench", .run = cmd_bench },
+	{ .name = "random-ops", .run = cmd_random },
+	{ .name = "unplug", .run = cmd_unplug },
+	{ .name = "race", .run = cmd_race },
+	{ .name = "faults", .run = cmd_faults },
+	{ .name = "atlas", .run = cmd_atlas, .own_output = true },
+	{ .name = "hold", .run = cmd_hold_opt },
+	{ .name = NULL },
+};
+
 int main(int argc, char **argv)
 {
 	const char *cmd = "check";
+	const struct command *c;
 	int i, ret;
 
 	page_size = sysconf(_SC_PAGESIZE);
@@ -123,35 +160,14 @@ int main(int argc, char **argv)
 	if (!opt.seed_given)
 		opt.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
 
-	if (strcmp(cmd, "atlas"))	/* the atlas writes JSON lines of its own */
-		out_begin();
-	if (!strcmp(cmd, "check"))
-		ret = cmd_check();
-	else if (!strcmp(cmd, "info"))
-		ret = cmd_info();
-	else if (!strcmp(cmd, "probe-refusals"))
-		ret = cmd_matrix(true);
-	else if (!strcmp(cmd, "hostile"))
-		ret = cmd_matrix(false);
-	else if (!strcmp(cmd, "cross"))
-		ret = cmd_cross();
-	else if (!strcmp(cmd, "bench"))
-		ret = cmd_bench();
-	else if (!strcmp(cmd, "random-ops"))
-		ret = cmd_random();
-	else if (!strcmp(cmd, "unplug"))
-		ret = cmd_unplug();
-	else if (!strcmp(cmd, "race"))
-		ret = cmd_race();
-	else if (!strcmp(cmd, "faults"))
-		ret = cmd_faults();
-	else if (!strcmp(cmd, "atlas"))
-		ret = cmd_atlas();
-	else if (!strcmp(cmd, "hold"))
-		ret = cmd_hold(opt.size ? (long)opt.size : 5);
-	else
+	for (c = commands; c->name && strcmp(c->name, cmd); c++)
+		;
+	if (!c->name)
 		usage();
-	if (strcmp(cmd, "atlas"))
+	if (!c->own_output)
+		out_begin();
+	ret = c->run();
+	if (!c->own_output)
 		out_end();
 	return ret;
 }

@@ -25,8 +25,11 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+# an optional choice (a suite, a flavor, an architecture): None means the environment's
+Opt = Optional[str]
 
 SUITES: tuple[str, ...] = ("bookworm", "trixie")  # QEMU 7.2 / 10.0, kernel 6.1 / 6.12
 DEFAULT_SUITE = SUITES[0]
@@ -83,11 +86,11 @@ def cache_dir(cache: str | os.PathLike[str] | None = None) -> Path:
     return path.expanduser().absolute()
 
 
-def qemu_suite(suite: str | None = None) -> str:
+def qemu_suite(suite: Opt = None) -> str:
     return suite or _env("BARMAP_QEMU_SUITE") or _env("BARMAP_SUITE") or DEFAULT_SUITE
 
 
-def kernel_suite(suite: str | None = None) -> str:
+def kernel_suite(suite: Opt = None) -> str:
     return suite or _env("BARMAP_KERNEL_SUITE") or _env("BARMAP_SUITE") or DEFAULT_SUITE
 
 
@@ -99,11 +102,11 @@ def _flavor(what: str, given: str | None, env: str, choices: tuple[str, ...]) ->
     return value
 
 
-def qemu_flavor(flavor: str | None = None) -> str:
+def qemu_flavor(flavor: Opt = None) -> str:
     return _flavor("QEMU", flavor, "BARMAP_QEMU_FLAVOR", QEMU_FLAVORS)
 
 
-def guest_arch(arch: str | None = None) -> str:
+def guest_arch(arch: Opt = None) -> str:
     return _flavor("guest architecture", arch, "BARMAP_GUEST_ARCH", GUEST_ARCHS)
 
 
@@ -113,7 +116,7 @@ def _arch_suffix(arch: str | None) -> str:
     return "" if name == GUEST_ARCHS[0] else f"-{name}"
 
 
-def qemu_dir(suite: str | None = None, cache: str | None = None) -> Path:
+def qemu_dir(suite: Opt = None, cache: Opt = None) -> Path:
     """apt state, source tree and builds of one suite's QEMU (scripts/qemu.sh)."""
     return cache_dir(cache) / "qemu" / qemu_suite(suite)
 
@@ -133,12 +136,7 @@ def qemu_build_dir(
     return qemu_dir(suite, cache) / name
 
 
-def qemu_binary(
-    suite: str | None = None,
-    cache: str | None = None,
-    flavor: str | None = None,
-    arch: str | None = None,
-) -> Path:
+def qemu_binary(suite: Opt = None, cache: Opt = None, flavor: Opt = None, arch: Opt = None) -> Path:
     """Where scripts/qemu.sh builds QEMU (not ``$BARMAP_QEMU``: see barmap.build.artifacts);
     for the fuzz flavor, the libFuzzer binary."""
     if qemu_flavor(flavor) == "fuzz":
@@ -147,7 +145,7 @@ def qemu_binary(
     return qemu_build_dir(suite, cache, flavor, arch) / f"qemu-system-{target}"
 
 
-def kernel_flavor(flavor: str | None = None) -> str:
+def kernel_flavor(flavor: Opt = None) -> str:
     return _flavor("kernel", flavor, "BARMAP_KERNEL_FLAVOR", KERNEL_FLAVORS)
 
 
@@ -165,28 +163,23 @@ def timeout_scale() -> float:
     return KERNEL_FLAVOR_SLOWDOWN[kernel_flavor()]
 
 
-def kernel_dir(suite: str | None = None, cache: str | None = None, arch: str | None = None) -> Path:
+def kernel_dir(suite: Opt = None, cache: Opt = None, arch: Opt = None) -> Path:
     """One suite's unpacked kernel packages and their apt state (scripts/kernel.sh)."""
     return cache_dir(cache) / "kernel" / (kernel_suite(suite) + _arch_suffix(arch))
 
 
-def kernel_env(
-    suite: str | None = None,
-    cache: str | None = None,
-    flavor: str | None = None,
-    arch: str | None = None,
-) -> Path:
+def kernel_env(suite: Opt = None, cache: Opt = None, flavor: Opt = None, arch: Opt = None) -> Path:
     """The ``KVER=``/``VMLINUZ=``/``KDIR=``/``MODDIR=`` file scripts/kernel.sh writes
     (the debug kernel's: scripts/kernel-debug.sh, in the suite's ``debug/``)."""
     base = kernel_dir(suite, cache, arch)
     return (base if kernel_flavor(flavor) == "distro" else base / "debug") / "kernel.env"
 
 
-def checkpatch_dir(cache: str | None = None) -> Path:
+def checkpatch_dir(cache: Opt = None) -> Path:
     return cache_dir(cache) / "checkpatch"
 
 
-def build_dir(suite: str | None = None, flavor: str | None = None, arch: str | None = None) -> Path:
+def build_dir(suite: Opt = None, flavor: Opt = None, arch: Opt = None) -> Path:
     """The module, the guest tools and the initramfs built for one kernel suite."""
     name = kernel_suite(suite) + _arch_suffix(arch)
     if kernel_flavor(flavor) != "distro":
@@ -194,7 +187,7 @@ def build_dir(suite: str | None = None, flavor: str | None = None, arch: str | N
     return REPO_ROOT / "build" / name
 
 
-def initrd(suite: str | None = None, flavor: str | None = None, arch: str | None = None) -> Path:
+def initrd(suite: Opt = None, flavor: Opt = None, arch: Opt = None) -> Path:
     return build_dir(suite, flavor, arch) / "initramfs.cpio"
 
 
@@ -212,7 +205,7 @@ def firmware_file(name: str) -> Path | None:
     return None
 
 
-def fuzz_dir(suite: str | None = None) -> Path:
+def fuzz_dir(suite: Opt = None) -> Path:
     """make fuzz's corpus and crash reproducers (scripts/fuzz.sh), per QEMU suite."""
     return REPO_ROOT / "build" / "fuzz" / qemu_suite(suite)
 
