@@ -37,7 +37,7 @@ def test_a_row_the_driver_does_not_have_is_an_error() -> None:
 def test_a_long_function_is_refused_not_cut() -> None:
     src = 'BARMAP_IO_ROW(0, "long", BARMAP_OBJ_BAR, &ops, long_fill)\n'
     src += "static int long_fill(void)\n{\n" + "\tx();\n" * 30 + "}\n"
-    with pytest.raises(ValueError, match="more than 20"):
+    with pytest.raises(ValueError, match=f"more than {r.EXCERPT_LINES}"):
         r.excerpt(src, "long")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 DRIVER_SOURCE = Path(__file__).resolve().parents[3] / "guest-driver" / "barmap.c"
-EXCERPT_LINES = 20
+EXCERPT_LINES = 24
 
 GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
