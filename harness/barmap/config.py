@@ -16,9 +16,16 @@ Accel = Literal["auto", "kvm", "tcg"]
 ACCELS: tuple[str, ...] = ("auto", "kvm", "tcg")
 # pc: i440fx, conventional PCI, ACPI hot-plug on bus 0.  q35: PCIe, each barmap behind its
 # own root port, ACPI hot-plug on the root ports (docs/harness.md says what each costs).
-MachineType = Literal["pc", "q35"]
-MACHINE_TYPES: tuple[str, ...] = ("pc", "q35")
+# virt: arm64, a generic PCIe host (gpex), each barmap behind its own root port, GICv3 ITS
+# for MSI, reserved memory in the device tree.
+MachineType = Literal["pc", "q35", "virt"]
+MACHINE_TYPES: tuple[str, ...] = ("pc", "q35", "virt")
 DEFAULT_MACHINE: MachineType = "q35"
+# the guest architecture (barmap.build.paths.GUEST_ARCHS) of each machine, and its default
+MACHINE_ARCH = {"pc": "x86_64", "q35": "x86_64", "virt": "arm64"}
+ARCH_MACHINE: dict[str, MachineType] = {"x86_64": "q35", "arm64": "virt"}
+# where virt's RAM starts (QEMU's hw/arm/virt.c memmap: VIRT_MEM)
+VIRT_RAM_BASE = 0x40000000
 
 
 @dataclass(frozen=True)
@@ -37,10 +44,18 @@ class BarmapDevice:
 
 @dataclass(frozen=True)
 class Reservation:
-    """A ``memmap=SIZE$ADDR`` reservation of guest RAM, handed to the driver as parameters."""
+    """Guest RAM kept from the kernel for the driver's reserved strategies: ``memmap=SIZE$ADDR``
+    on x86, a device-tree ``reserved-memory`` node (``no-map``) on virt; handed to the driver
+    as parameters either way."""
 
     base: int = 0x30000000
     size: int = 16 << 20
+
+
+# virt's: at the top of a 1 GiB guest's RAM, below its shared-dma-pool (DT_POOL)
+VIRT_RESERVATION = Reservation(base=0x7E000000)
+# the shared-dma-pool the device's node names in memory-region on virt (its coherent buffers)
+DT_POOL = Reservation(base=0x7C000000, size=32 << 20)
 
 
 @dataclass(frozen=True)
@@ -78,17 +93,31 @@ class MachineConfig:
     timeout_scale: float = 1.0
     firmware_dirs: tuple[str, ...] = FIRMWARE_DIRS
 
+    @property
+    def arch(self) -> str:
+        return MACHINE_ARCH.get(self.machine, "x86_64")
+
     @classmethod
     def for_artifacts(cls, art: Artifacts, **fields: Any) -> MachineConfig:
-        """A config that boots ``art`` (its kernel's own arguments and timeout scale
-        included); ``fields`` set the rest."""
+        """A config that boots ``art`` (its kernel's own arguments and timeout scale, its
+        architecture's machine and reservation included); ``fields`` set the rest."""
         fields.setdefault("timeout_scale", art.timeout_scale)
+        if not fields.get("machine"):
+            fields["machine"] = ARCH_MACHINE[art.arch]
+        if MACHINE_ARCH.get(fields["machine"], art.arch) != art.arch:
+            raise ConfigError(f"machine {fields['machine']} is not an {art.arch} machine")
+        if fields["machine"] == "virt":
+            fields.setdefault("reservation", VIRT_RESERVATION)
         return cls(qemu=art.qemu, kernel=art.kernel, initrd=art.initrd,
                    kernel_args=art.kernel_args, **fields)  # fmt: skip
 
     def validate(self) -> None:
         if self.accel not in ACCELS:
             raise ConfigError(f"accel must be one of {', '.join(ACCELS)}, not {self.accel!r}")
+        if self.machine not in MACHINE_TYPES:
+            raise ConfigError(
+                f"machine must be one of {', '.join(MACHINE_TYPES)}, not {self.machine!r}"
+            )
         if self.memory_mb < 128:
             raise ConfigError(f"memory_mb {self.memory_mb} is too small (at least 128)")
         for pattern in self.trace:
@@ -96,10 +125,6 @@ class MachineConfig:
                 raise ConfigError(
                     f"trace pattern {pattern!r}: one event name or glob, like barmap_*"
                 )
-        if self.machine not in MACHINE_TYPES:
-            raise ConfigError(
-                f"machine must be one of {', '.join(MACHINE_TYPES)}, not {self.machine!r}"
-            )
         if self.iommu and self.machine != "q35":
             raise ConfigError("iommu needs machine q35 (intel-iommu is a q35 device)")
         if self.timeout_scale <= 0:
@@ -112,8 +137,9 @@ class MachineConfig:
         for dev in self.devices:
             dev.validate()
         if self.reservation is not None:
-            end = self.reservation.base + self.reservation.size
-            if end > min(self.memory_mb << 20, 0xB0000000):
+            r, ram = self.reservation, self.memory_mb << 20
+            low, end = (VIRT_RAM_BASE, VIRT_RAM_BASE + ram) if self.arch == "arm64" else (0, ram)
+            if r.base < low or r.base + r.size > min(end, low + 0xB0000000):
                 raise ConfigError(
                     f"reservation {self.reservation.base:#x}+{self.reservation.size:#x} "
                     f"lies outside the guest's {self.memory_mb} MiB of RAM"

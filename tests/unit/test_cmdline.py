@@ -89,7 +89,7 @@ def test_pc_keeps_bus_0_and_refuses_an_iommu(config: MachineConfig, tmp_path: Pa
     with pytest.raises(ConfigError, match="iommu needs machine q35"):
         replace(pc, iommu=True).validate()
     with pytest.raises(ConfigError, match="machine must be one of"):
-        replace(config, machine="virt").validate()  # type: ignore[arg-type]
+        replace(config, machine="microvm").validate()  # type: ignore[arg-type]
 
 
 def test_kvm_uses_host_cpu(config: MachineConfig, tmp_path: Path) -> None:

@@ -61,3 +61,19 @@ def test_markers(line: str, kind: str) -> None:
 )
 def test_near_misses_are_not_crashes(line: str) -> None:
     assert find_crash(line + "\n") is None
+
+
+def test_arm64_reports_are_found() -> None:
+    from barmap.guest.crash import find_crash
+
+    oops = (
+        "[   12.3] Unable to handle kernel paging request at virtual address dead000000000100\n"
+        "[   12.3] Internal error: Oops: 0000000096000044 [#1] PREEMPT SMP\n"
+        "[   12.3] Call trace:\n[   12.3]  barmap_mmap+0x40/0x1a0 [barmap]\n"
+    )
+    report = find_crash(oops)
+    assert report is not None and report.kind == "null-deref", report
+    abort = "[    3.1] Internal error: synchronous external abort: 0000000096000010 [#1] SMP\n"
+    found = find_crash(abort)
+    assert found is not None and found.kind == "oops", found
+    assert find_crash("[    1.0] Call trace:\n") is not None

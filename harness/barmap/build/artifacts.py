@@ -28,10 +28,11 @@ from barmap.errors import ConfigError
 __all__ = ["BOOTS", "Artifacts", "find_artifacts", "find_qemu", "read_env_file"]
 
 
-def find_qemu(qemu: str | os.PathLike[str] | None = None) -> Path:
-    """The QEMU to run: ``qemu``, else ``$BARMAP_QEMU``, else the cached build of the suite."""
+def find_qemu(qemu: str | os.PathLike[str] | None = None, arch: str | None = None) -> Path:
+    """The QEMU to run: ``qemu``, else ``$BARMAP_QEMU``, else the cached build of the suite
+    (for the guest architecture ``arch``, else $BARMAP_GUEST_ARCH's)."""
     env = os.environ.get("BARMAP_QEMU", "").strip()
-    return Path(qemu or env or paths.qemu_binary()).expanduser()
+    return Path(qemu or env or paths.qemu_binary(arch=arch)).expanduser()
 
 
 BOOTS: tuple[str, ...] = ("auto", "pvh", "bzimage")
@@ -60,6 +61,7 @@ class Artifacts:
     vmlinux: str = ""
     # how much slower than the distro kernel this one answers (paths.timeout_scale)
     timeout_scale: float = 1.0
+    arch: str = "x86_64"  # the guest's architecture (paths.GUEST_ARCHS)
 
     def check(self) -> None:
         """Raise ConfigError naming the first missing piece and the make target that builds it."""
@@ -75,7 +77,7 @@ class Artifacts:
 def _names_kernel(kenv: dict[str, str], kernel: Path) -> bool:
     """Whether ``kernel`` is one of the images kernel.env names (a kernel of the user's own
     is not the one it was written for, however it is given)."""
-    names = [kenv.get(key, "") for key in ("VMLINUZ", "VMLINUX")]
+    names = [kenv.get(key, "") for key in ("VMLINUZ", "VMLINUX", "IMAGE")]
     return any(name and Path(name).resolve() == kernel.resolve() for name in names)
 
 
@@ -85,6 +87,7 @@ def find_artifacts(
     kernel: str | os.PathLike[str] | None = None,
     initrd: str | os.PathLike[str] | None = None,
     boot: str | None = None,
+    arch: str | None = None,
 ) -> Artifacts:
     """Resolve the artifacts from arguments, then the environment, then the default layout.
 
@@ -92,7 +95,8 @@ def find_artifacts(
     sets for its own suite) only apply when no suite is asked for.
     """
     env = os.environ.get
-    kenv_path = Path((None if suite else env("BARMAP_KENV")) or paths.kernel_env(suite))
+    arch = paths.guest_arch(arch)
+    kenv_path = Path((None if suite else env("BARMAP_KENV")) or paths.kernel_env(suite, arch=arch))
     kenv = read_env_file(kenv_path) if kenv_path.is_file() else {}
     boot = boot or env("BARMAP_BOOT", "").strip() or "auto"
     if boot not in BOOTS:
@@ -100,6 +104,8 @@ def find_artifacts(
     own = kernel or env("BARMAP_KERNEL")
     if own:
         kernel_path = Path(own)
+    elif kenv.get("IMAGE"):  # arm64: the Image the compressed vmlinuz holds (scripts/kernel.sh)
+        kernel_path = Path(kenv["IMAGE"])
     elif boot != "bzimage" and kenv.get("VMLINUX"):
         kernel_path = Path(kenv["VMLINUX"])
     elif boot == "pvh":
@@ -109,17 +115,20 @@ def find_artifacts(
         )
     else:
         kernel_path = Path(kenv.get("VMLINUZ", kenv_path))
-    initrd_path = Path(initrd or (None if suite else env("BARMAP_INITRD")) or paths.initrd(suite))
+    initrd_path = Path(
+        initrd or (None if suite else env("BARMAP_INITRD")) or paths.initrd(suite, arch=arch)
+    )
     ours = _names_kernel(kenv, kernel_path)
     return Artifacts(
-        qemu=find_qemu(qemu),
+        qemu=find_qemu(qemu, arch),
         kernel=kernel_path,
         initrd=initrd_path,
         kernel_release=kenv.get("KVER", ""),
-        boot=boot_kind(kernel_path),
+        boot=boot_kind(kernel_path) if arch == "x86_64" else "image",
         kernel_env=kenv_path,
         # APPEND= and VMLINUX= are for the kernel kernel.env was written for
         kernel_args=tuple(kenv.get("APPEND", "").split()) if ours else (),
         vmlinux=kenv.get("VMLINUX", "") if ours else "",
         timeout_scale=paths.timeout_scale(),
+        arch=arch,
     )

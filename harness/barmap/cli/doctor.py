@@ -35,7 +35,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         found = firmware_file(name)
         item("firmware", found is not None, str(found or f"{name}: in none of the -L dirs"))
     if art.qemu.is_file() and art.kernel.is_file():
-        probe = cached_probe(art.qemu, art.kernel)
+        probe = cached_probe(art.qemu, art.kernel, art.arch)
         rows.append(("KVM", "usable" if probe.usable else "unusable (TCG)", probe.reason))
     else:
         rows.append(("KVM", "unknown", "needs the QEMU build and kernel to probe"))

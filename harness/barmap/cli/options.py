@@ -14,8 +14,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from barmap.build.artifacts import BOOTS, Artifacts, find_artifacts
-from barmap.build.paths import DEFAULT_SUITE, SUITES
-from barmap.config import ACCELS, DEFAULT_MACHINE, MACHINE_TYPES, MachineConfig
+from barmap.build.paths import DEFAULT_SUITE, GUEST_ARCHS, SUITES
+from barmap.config import ACCELS, MACHINE_TYPES, MachineConfig
 
 SUITE_HELP = f"kernel suite: {' or '.join(SUITES)} (default: {DEFAULT_SUITE})"
 
@@ -43,10 +43,13 @@ VM_OPTIONS: tuple[VmOption, ...] = (
     VmOption("initrd", "initramfs (default: build/SUITE/initramfs.cpio)"),
     VmOption("suite", SUITE_HELP, SUITES),
     VmOption(
+        "arch", "the guest's architecture (default: $BARMAP_GUEST_ARCH or x86_64)", GUEST_ARCHS
+    ),
+    VmOption(
         "machine",
-        f"q35 (PCIe, each device behind a root port) or pc (default: {DEFAULT_MACHINE})",
+        "q35 (PCIe, each device behind a root port) or pc on x86_64, virt on arm64 (default:"
+        " q35, virt)",
         MACHINE_TYPES,
-        DEFAULT_MACHINE,
     ),
 )
 
@@ -70,18 +73,19 @@ class VmChoice:
     boot: str | None = None
     initrd: str | None = None
     suite: str | None = None
+    arch: str | None = None
     machine: str | None = None
 
     def artifacts(self, *, boot: str | None = None, suite: str | None = None) -> Artifacts:
         art = find_artifacts(suite or self.suite, self.qemu, self.kernel, self.initrd,
-                             boot or self.boot)  # fmt: skip
+                             boot or self.boot, self.arch)  # fmt: skip
         art.check()
         return art
 
     def config(self, art: Artifacts | None = None, **fields: object) -> MachineConfig:
         accel = self.accel or os.environ.get("BARMAP_ACCEL", "").strip() or "auto"
         config = MachineConfig.for_artifacts(art or self.artifacts(), accel=accel,
-                                             machine=self.machine or DEFAULT_MACHINE)  # fmt: skip
+                                             machine=self.machine)  # fmt: skip
         return replace(config, **fields)  # type: ignore[arg-type]
 
 

@@ -28,7 +28,8 @@ MARKERS: tuple[tuple[str, str], ...] = (
     ("bug", r"\bBUG: "),
     ("oops", r"\bOops: "),
     ("oops", r"\bOops\b.*\[#\d+\]"),
-    ("call-trace", r"^(\[\s*\d+\.\d+\]\s*)?\s*Call Trace:"),  # with printk.time or without
+    ("oops", r"\bInternal error: "),  # arm64's die(): an oops, an external abort
+    ("call-trace", r"^(\[\s*\d+\.\d+\]\s*)?\s*Call [Tt]race:"),  # x86's, arm64's
 )
 
 _COMPILED = tuple((kind, re.compile(pattern, re.M)) for kind, pattern in MARKERS)

@@ -22,19 +22,21 @@ import subprocess
 import threading
 import time
 import weakref
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn
 
 from barmap.build.paths import ssh_initrd
-from barmap.config import MachineConfig
+from barmap.config import DT_POOL, MachineConfig
 from barmap.errors import ConsoleTimeout, GuestCrash, MachineDied, MachineError, QEMUStartError
 from barmap.guest.console import CommandResult, Console, ConsoleDrain, Shell
 from barmap.guest.crash import CrashReport
 from barmap.guest.overlay import files_overlay, initrd_with_overlay
 from barmap.guest.ssh import SshKeys, SshSession
 from barmap.qemu.accel import resolve_accel, wants_huge_pages
-from barmap.qemu.cmdline import build_cmdline
+from barmap.qemu.cmdline import build_cmdline, cpu_model, machine_args
+from barmap.qemu.devicetree import DeviceTreeError, virt_dtb
 from barmap.qemu.launcher import QEMUProcess
 from barmap.qemu.qmp import Monitor
 from barmap.qemu.rundir import RunDir
@@ -154,7 +156,9 @@ class Machine:
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self.console_log.write_bytes(b"")
-        self.accel = resolve_accel(self.config.accel, self.config.qemu, self.config.kernel)
+        self.accel = resolve_accel(
+            self.config.accel, self.config.qemu, self.config.kernel, self.config.arch
+        )
         pieces = files_overlay(self.config.files)
         if self.config.ssh:
             self._ssh_keys = SshKeys(self.rundir)
@@ -182,6 +186,7 @@ class Machine:
             incoming=incoming,
             trace_log=self.trace_log if self.config.trace else None,
             hmp_socket=self.rundir / "hmp.sock" if self.config.hmp_socket else None,
+            dtb=self._device_tree(),
         )
         try:
             proc.launch(cmdline, huge_pages=wants_huge_pages(self.accel))
@@ -198,6 +203,23 @@ class Machine:
             died=self.died,
             error_kw=self.error_kw,
         )
+
+    def _device_tree(self) -> Path | None:
+        """virt's tree with the reservation and the DMA pool in it (made once per run dir)."""
+        c = self.config
+        if c.machine != "virt" or c.reservation is None:
+            return None
+        out = self.rundir / "virt.dtb"
+        if not out.is_file():
+            machine = [*machine_args(replace(c, devices=())), "-accel", self.accel,
+                       "-cpu", cpu_model(self.accel, c.arch), "-m", str(c.memory_mb),
+                       "-smp", str(c.smp)]  # fmt: skip
+            try:
+                virt_dtb(c.qemu, machine, out, (c.reservation.base, c.reservation.size),
+                         (DT_POOL.base, DT_POOL.size))  # fmt: skip
+            except DeviceTreeError as exc:
+                raise QEMUStartError(f"virt's device tree: {exc}", **self.error_kw()) from None
+        return out
 
     def error_kw(self) -> dict[str, Any]:
         """The context every MachineError of this machine carries."""

@@ -55,17 +55,32 @@ def _cache_key(qemu: Path, kernel: Path) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
-def probe_kvm(qemu: Path, kernel: Path, deadline: float = PROBE_DEADLINE) -> ProbeResult:
-    """Boot ``kernel`` under KVM for at most ``deadline`` seconds; no caching."""
+# the host machine (os.uname) each guest architecture's KVM needs
+KVM_HOST = {"x86_64": "x86_64", "arm64": "aarch64"}
+
+
+def probe_kvm(
+    qemu: Path, kernel: Path, deadline: float = PROBE_DEADLINE, arch: str = "x86_64"
+) -> ProbeResult:
+    """Boot ``kernel`` (of guest architecture ``arch``) under KVM for at most ``deadline``
+    seconds; no caching."""
+    host = os.uname().machine
+    if KVM_HOST.get(arch, arch) != host:
+        return ProbeResult(False, f"an {arch} guest on an {host} host has no KVM", 0.0)
     if not os.path.exists("/dev/kvm"):
         return ProbeResult(False, "/dev/kvm does not exist", 0.0)
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return ProbeResult(False, "/dev/kvm is not readable and writable by this user", 0.0)
+    machine, console = (
+        ("virt,gic-version=max", "console=ttyAMA0 earlycon")
+        if arch == "arm64"
+        else ("pc", "console=ttyS0 earlyprintk=ttyS0")
+    )
     cmd = [
-        str(qemu), "-M", "pc", "-accel", "kvm", "-cpu", "host", "-m", "256",
+        str(qemu), "-M", machine, "-accel", "kvm", "-cpu", "host", "-m", "256",
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         *firmware_args(), "-serial", "stdio",
-        "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1 earlyprintk=ttyS0",
+        "-kernel", str(kernel), "-append", f"{console} panic=-1",
     ]  # fmt: skip
     start = time.monotonic()
     try:
@@ -144,11 +159,11 @@ def store_verdict(qemu: Path, kernel: Path, result: ProbeResult) -> None:
         tmp.replace(path)
 
 
-def cached_probe(qemu: Path, kernel: Path) -> ProbeResult:
+def cached_probe(qemu: Path, kernel: Path, arch: str = "x86_64") -> ProbeResult:
     found = cached_verdict(qemu, kernel)
     if found is not None:
         return found
-    result = probe_kvm(qemu, kernel)
+    result = probe_kvm(qemu, kernel, arch=arch)
     store_verdict(qemu, kernel, result)
     return result
 
@@ -162,7 +177,7 @@ def wants_huge_pages(accel: str) -> bool:
     return accel == "kvm"
 
 
-def resolve_accel(requested: str, qemu: Path, kernel: Path) -> str:
+def resolve_accel(requested: str, qemu: Path, kernel: Path, arch: str = "x86_64") -> str:
     """``kvm`` or ``tcg`` for ``requested`` (``auto``, ``kvm``, ``tcg``); warns once on fallback.
 
     ``kvm`` asked for outright is not probed; but where the probe already found KVM
@@ -181,7 +196,7 @@ def resolve_accel(requested: str, qemu: Path, kernel: Path) -> str:
                 "probe again"
             )
         return requested
-    result = cached_probe(qemu, kernel)
+    result = cached_probe(qemu, kernel, arch)
     if result.usable:
         return "kvm"
     if not _warned:

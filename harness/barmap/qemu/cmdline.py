@@ -27,6 +27,8 @@ FAST_BOOT = (
     "8250.nr_uarts=1",
     "noreplace-smp",
 )
+# arm64: the same minus what is x86's (UARTs, LOCK prefixes)
+FAST_BOOT_ARM64 = FAST_BOOT[:3]
 QUIET_CONSOLE = ("loglevel=4",)
 # TCG on one CPU: the tick from the HPET, no LAPIC timer calibration against the PIT
 TCG_ONE_CPU = ("nolapic_timer",)
@@ -37,23 +39,33 @@ TCG_TIMER = ("no_timer_check",)
 TCG_CPU = "max,-erms,-fsrm,family=15,model=3,stepping=10"
 
 
-def cpu_model(accel: str) -> str:
-    """``-cpu`` for ``accel`` (the resolved one, ``kvm`` or ``tcg``)."""
-    return "host" if accel == "kvm" else TCG_CPU
+# arm64 under TCG: an ARMv8.0 core (no pointer authentication for TCG to emulate on every
+# return, unlike ``max``)
+TCG_CPU_ARM64 = "cortex-a57"
+
+
+def cpu_model(accel: str, arch: str = "x86_64") -> str:
+    """``-cpu`` for ``accel`` (the resolved one, ``kvm`` or ``tcg``) and the guest's arch."""
+    if accel == "kvm":
+        return "host"
+    return TCG_CPU_ARM64 if arch == "arm64" else TCG_CPU
 
 
 def kernel_append(config: MachineConfig, accel: str) -> str:
     """The kernel command line; ``accel`` is the resolved one (``kvm`` or ``tcg``)."""
-    args = ["console=ttyS0", "panic=-1", "printk.time=1", *FAST_BOOT]
-    if accel == "tcg":
-        args.extend(TCG_TIMER)
-    if accel == "tcg" and config.smp == 1:
-        args.extend(TCG_ONE_CPU)
+    if config.arch == "arm64":  # the reservation is in the device tree (devicetree.py)
+        args = ["console=ttyAMA0", "panic=-1", "printk.time=1", *FAST_BOOT_ARM64]
+    else:
+        args = ["console=ttyS0", "panic=-1", "printk.time=1", *FAST_BOOT]
+        if accel == "tcg":
+            args.extend(TCG_TIMER)
+        if accel == "tcg" and config.smp == 1:
+            args.extend(TCG_ONE_CPU)
+        if config.reservation is not None:
+            r = config.reservation
+            args.append(f"memmap={r.size:#x}${r.base:#x}")
     if not config.boot_log:
         args.extend(QUIET_CONSOLE)
-    if config.reservation is not None:
-        r = config.reservation
-        args.append(f"memmap={r.size:#x}${r.base:#x}")
     if config.gdb_port is not None:
         args.append("nokaslr")
     if config.iommu:
@@ -77,13 +89,20 @@ def machine_args(config: MachineConfig) -> list[str]:
     pc; native PCIe hot-plug waits out the 5 s attention-button delay) and the IOMMU."""
     if config.machine == "pc":
         return ["-M", "pc"]
-    args = ["-M", "q35", "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=on"]
+    if config.machine == "virt":
+        # GICv3: its ITS takes MSI; root ports at 00:N.0, where the device tree's nodes are
+        args = ["-M", "virt,gic-version=3"]
+        place = ",bus=pcie.0,addr={n}.0"
+    else:
+        args = ["-M", "q35", "-global", "ICH9-LPC.acpi-pci-hotplug-with-bridge-support=on"]
+        place = ""
     if config.iommu:
         args += ["-device", "intel-iommu"]  # before the devices it translates for
     ports = [root_port_id(d.id) for d in config.devices]
     ports += [f"rp-spare{i}" for i in range(SPARE_ROOT_PORTS)]
     for n, port in enumerate(ports, start=1):
-        args += ["-device", f"pcie-root-port,id={port},chassis={n},slot={n}"]
+        at = place.format(n=n)
+        args += ["-device", f"pcie-root-port,id={port},chassis={n},slot={n}{at}"]
     return args
 
 
@@ -91,7 +110,7 @@ def device_args(config: MachineConfig) -> list[str]:
     out: list[str] = []
     for dev in config.devices:
         opts = [f"barmap,id={dev.id}", f"size={dev.size}"]
-        if config.machine == "q35":
+        if config.machine != "pc":
             opts.append(f"bus={root_port_id(dev.id)}")
         if dev.memdev_path is not None:
             backend = f"{dev.id}-mem"
@@ -117,6 +136,7 @@ def build_cmdline(
     incoming: bool = False,
     trace_log: Path | None = None,
     hmp_socket: Path | None = None,
+    dtb: Path | None = None,
 ) -> list[str]:
     """Every argument QEMU gets; ``accel`` is the resolved one (``kvm`` or ``tcg``).
 
@@ -125,19 +145,21 @@ def build_cmdline(
     is lost and no socket path is raced for.  ``initrd`` replaces the config's
     (the per-run overlay); ``incoming`` waits for a saved state (``-incoming defer``).
     ``trace_log`` receives the config's trace events; ``hmp_socket`` is a human
-    monitor QEMU listens on (for ``barmap monitor``).
+    monitor QEMU listens on (for ``barmap monitor``); ``dtb`` the device tree virt boots.
     """
     args = [str(config.qemu), "-name", "barmap", *machine_args(config), "-accel", accel]
-    args += ["-cpu", cpu_model(accel)]
+    args += ["-cpu", cpu_model(accel, config.arch)]
     args += ["-m", str(config.memory_mb), "-smp", str(config.smp)]
     args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]
     args += firmware_args(config.firmware_dirs)
     args += ["-kernel", str(config.kernel), "-initrd", str(initrd or config.initrd)]
     args += ["-append", kernel_append(config, accel)]
+    if dtb is not None:  # virt's tree with the reserved memory (barmap.qemu.devicetree)
+        args += ["-dtb", str(dtb)]
     args += ["-chardev", f"socket,id=console,path={console_socket}", "-serial", "chardev:console"]
     args += monitor_args(qmp_socket)
     if config.pvpanic:
-        args += ["-device", "pvpanic"]
+        args += ["-device", "pvpanic-pci" if config.arch == "arm64" else "pvpanic"]
     if config.ssh and ssh_port is not None:
         args += [
             "-netdev",

@@ -82,7 +82,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     requested = config.getoption("--barmap-accel") or os.environ.get("BARMAP_ACCEL", "auto")
     if requested in ("kvm", "tcg"):
         return f"barmap: guests run under {requested} (asked for)"
-    result = cached_probe(art.qemu, art.kernel)
+    result = cached_probe(art.qemu, art.kernel, art.arch)
     if result.usable:
         return "barmap: guests run under kvm (the probe boot worked)"
     return f"barmap: guests run under tcg (kvm unusable: {result.reason})"
