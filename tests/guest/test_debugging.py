@@ -98,7 +98,7 @@ def test_gdb_stops_in_barmap_mmap_with_the_driver_source_line(
     gdb.expect(r"barmap: symbols of barmap \(\S+barmap\.ko\) at \.text 0x[0-9a-f]+")
     console.expect(PROMPT)
     console.send("ls /dev/barmap0 && barmap-check --strategy bar\r")
-    gdb.expect(r"Breakpoint 1, (0x[0-9a-f]+ in )?barmap_mmap \(")
+    gdb.expect(r"Breakpoint 1(\.\d+)?, (0x[0-9a-f]+ in )?barmap_mmap \(")
     gdb.expect(r"\(gdb\) ")
     gdb.sendline("bt")
     gdb.expect(r"#0 +(0x[0-9a-f]+ in )?barmap_mmap \([^)]*\)\s+at \S*guest-driver/barmap\.c:(\d+)")
@@ -164,7 +164,7 @@ def test_without_btf_the_driver_is_loaded_first_and_its_mmap_still_stops(
     console.send("\r")
     console.expect(PROMPT)
     console.send("barmap-check --strategy bar\r")
-    gdb.expect(r"Breakpoint 1, (0x[0-9a-f]+ in )?barmap_mmap \(")
+    gdb.expect(r"Breakpoint 1(\.\d+)?, (0x[0-9a-f]+ in )?barmap_mmap \(")
     gdb.expect(r"\(gdb\) ")
     gdb.sendline("continue")
     console.expect(r"verdict=PASS")
@@ -187,7 +187,7 @@ def test_a_breakpoint_in_module_init_hits(
     gdb = _gdb(console.match.group(1), tmp_path / "gdb.log")
     children.append(gdb)
     # init runs first (a hardware breakpoint: init memory is freed afterwards), then probe
-    gdb.expect(r"Breakpoint 1, (0x[0-9a-f]+ in )?barmap_init \(")
+    gdb.expect(r"Breakpoint 1(\.\d+)?, (0x[0-9a-f]+ in )?barmap_init \(")
     gdb.expect(r"\(gdb\) ")
     # every stepi runs an instruction (QEMU's TCG once reported a step that an exit
     # request had cut short as done: continuing then stopped at the breakpoint it left);
@@ -202,7 +202,7 @@ def test_a_breakpoint_in_module_init_hits(
         gdb.expect(r"\(gdb\) ")
     assert all(a != b for a, b in zip(states, states[1:])), states
     gdb.sendline("continue")
-    gdb.expect(r"Breakpoint 2, (0x[0-9a-f]+ in )?barmap_probe \(")
+    gdb.expect(r"Breakpoint 2(\.\d+)?, (0x[0-9a-f]+ in )?barmap_probe \(")
     gdb.expect(r"\(gdb\) ")
     gdb.sendline("delete")
     gdb.sendline("continue")
