@@ -158,8 +158,8 @@ def build_cmdline(
         args += ["-dtb", str(dtb)]
     args += ["-chardev", f"socket,id=console,path={console_socket}", "-serial", "chardev:console"]
     args += monitor_args(qmp_socket)
-    if config.pvpanic:
-        args += ["-device", "pvpanic-pci" if config.arch == "arm64" else "pvpanic"]
+    if config.pvpanic and config.arch == "x86_64":  # Debian's arm64 kernel has no pvpanic
+        args += ["-device", "pvpanic"]
     if config.ssh and ssh_port is not None:
         args += [
             "-netdev",
