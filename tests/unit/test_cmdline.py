@@ -184,3 +184,40 @@ def test_no_timer_check_under_tcg_only(config: MachineConfig) -> None:
     assert "no_timer_check" in kernel_append(config, "tcg").split()
     assert "no_timer_check" in kernel_append(replace(config, smp=2), "tcg").split()
     assert "no_timer_check" not in kernel_append(config, "kvm").split()
+
+
+def test_virt_is_arm64_with_its_own_console_cpu_and_device_tree(
+    config: MachineConfig, tmp_path: Path
+) -> None:
+    from barmap.config import VIRT_RESERVATION
+
+    virt = replace(config, machine="virt", reservation=VIRT_RESERVATION)
+    virt.validate()
+    assert virt.arch == "arm64"
+    args = build_cmdline(virt, accel="tcg", qmp_socket=tmp_path / "q",
+                         console_socket=tmp_path / "c", dtb=tmp_path / "virt.dtb")  # fmt: skip
+    assert _opt(args, "-M") == ["virt,gic-version=3"]
+    assert _opt(args, "-cpu") == ["cortex-a57"]
+    assert _opt(args, "-dtb") == [str(tmp_path / "virt.dtb")]
+    ports = [d for d in _opt(args, "-device") if d.startswith("pcie-root-port")]
+    assert ports[0] == "pcie-root-port,id=rp-barmap0,chassis=1,slot=1,bus=pcie.0,addr=1.0"
+    assert "barmap,id=barmap0,size=16777216,bus=rp-barmap0" in _opt(args, "-device")
+    assert "pvpanic" not in " ".join(_opt(args, "-device"))
+    append = kernel_append(virt, "tcg").split()
+    assert "console=ttyAMA0" in append and not [a for a in append if a.startswith("memmap=")]
+    assert not {"nolapic_timer", "no_timer_check", "noreplace-smp"} & set(append)
+    # virt's RAM starts at 1 GiB: x86's default reservation is not in it
+    with pytest.raises(ConfigError, match="outside the guest's"):
+        replace(virt, reservation=Reservation()).validate()
+
+
+def test_the_artifacts_architecture_picks_the_machine(config: MachineConfig) -> None:
+    from barmap.build.artifacts import Artifacts
+    from barmap.config import VIRT_RESERVATION
+
+    arm = Artifacts(config.qemu, config.kernel, config.initrd, "6.1.0-57-arm64", arch="arm64")
+    c = MachineConfig.for_artifacts(arm)
+    assert (c.machine, c.reservation) == ("virt", VIRT_RESERVATION)
+    assert MachineConfig.for_artifacts(replace(arm, arch="x86_64")).machine == "q35"
+    with pytest.raises(ConfigError, match="not an arm64 machine"):
+        MachineConfig.for_artifacts(arm, machine="q35")
