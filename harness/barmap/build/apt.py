@@ -303,12 +303,14 @@ def version(directory: str | os.PathLike[str], package: str) -> str:
 
 
 def depends(directory: str | os.PathLike[str], package: str, prefix: str = "") -> list[str]:
-    """The candidate's direct Depends (alternatives too), names without ``:ARCH``."""
+    """The candidate's direct Depends (alternatives too), names without ``:ARCH``; a
+    ``<NAME:ARCH>`` one (an Architecture: all package, as apt shows it to a foreign
+    architecture's package) as NAME."""
     text = _run(directory, "apt-cache", ["depends", package], "query", f"the archive has no package {package}")
     names = []
     for m in re.finditer(r"^\s*\|?Depends: (\S+)", text, re.M):
-        name = m.group(1).split(":", 1)[0]
-        if name.startswith(prefix) and not name.startswith("<") and name not in names:
+        name = m.group(1).strip("<>").split(":", 1)[0]
+        if name.startswith(prefix) and name not in names:
             names.append(name)
     if not names and prefix:
         raise AptError(f"{package} depends on no {prefix}* (log: {Path(directory).resolve() / 'query.log'})")
