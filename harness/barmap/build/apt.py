@@ -189,6 +189,9 @@ def sources_for(suite: str) -> str | None:
     return deb822(suite, found, "deb deb-src")
 
 
+StrPath = str | os.PathLike[str]
+
+
 class AptError(Exception):
     """One readable line: what failed, and the log that says why."""
 
@@ -196,7 +199,7 @@ class AptError(Exception):
 STATE_DIRS = ("etc/sources.list.d", "etc/preferences.d", "lists/partial", "cache/archives/partial")
 
 
-def state(directory: str | os.PathLike[str], suite: str, arches: list[str] | tuple[str, ...] = ()) -> list[str]:
+def state(directory: StrPath, suite: str, arches: list[str] | tuple[str, ...] = ()) -> list[str]:
     """Write the private state for SUITE in DIRECTORY; its apt-get options.  ``arches``
     adds foreign architectures to the host's (``PKG:ARCH`` then names their packages)."""
     root = Path(directory).resolve()
@@ -232,7 +235,7 @@ def host_arch() -> str:
     return r.stdout.strip() or "amd64"
 
 
-def options(directory: str | os.PathLike[str]) -> list[str]:
+def options(directory: StrPath) -> list[str]:
     """The apt-get options of the state in DIRECTORY (``state`` must have made it)."""
     path = Path(directory).resolve() / "apt-opts"
     if not path.is_file():
@@ -241,25 +244,34 @@ def options(directory: str | os.PathLike[str]) -> list[str]:
     return words
 
 
+def _log(directory: StrPath, name: str) -> Path:
+    return Path(directory).resolve() / f"{name}.log"
+
+
 def _run(
-    directory: str | os.PathLike[str],
+    directory: StrPath,
     tool: str,
     args: list[str],
     log: str,
     what: str,
-    cwd: str | os.PathLike[str] | None = None,
+    cwd: StrPath | None = None,
 ) -> str:
     """``tool OPTS args`` on the state; its stdout.  Output and errors go to DIR/LOG.log;
     a failure raises AptError(WHAT (log: ...))."""
     opts = options(directory)
-    logfile = Path(directory).resolve() / f"{log}.log"
+    logfile = _log(directory, log)
     env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
     with logfile.open("a") as out:
         out.write(f"$ {tool} {' '.join(args)}\n")
         out.flush()
         try:
             r = subprocess.run(
-                [tool, *opts, *args], stdout=subprocess.PIPE, stderr=out, text=True, env=env, cwd=cwd
+                [tool, *opts, *args],
+                stdout=subprocess.PIPE,
+                stderr=out,
+                text=True,
+                env=env,
+                cwd=cwd,
             )
         except OSError as exc:
             raise AptError(f"{what}: {exc}") from None
@@ -269,66 +281,106 @@ def _run(
     return r.stdout
 
 
-def update(directory: str | os.PathLike[str]) -> None:
+def update(directory: StrPath) -> None:
     """Refresh the state's package lists (DIR/update.log)."""
     (Path(directory).resolve() / "update.log").unlink(missing_ok=True)
-    _run(directory, "apt-get", ["-q", "update"], "update", "apt-get update failed: the archive cannot be reached or its lists are bad")
+    _run(
+        directory,
+        "apt-get",
+        ["-q", "update"],
+        "update",
+        "apt-get update failed (no archive, or bad lists)",
+    )
 
 
-def download(directory: str | os.PathLike[str], packages: list[str], to: str | os.PathLike[str]) -> list[Path]:
+def download(directory: StrPath, packages: list[str], to: StrPath) -> list[Path]:
     """The .debs of ``packages`` (``NAME[:ARCH][=VERSION]``) into ``to``; their paths."""
     dest = Path(to).resolve()
     dest.mkdir(parents=True, exist_ok=True)
     before = set(dest.glob("*.deb"))
-    _run(directory, "apt-get", ["-q", "download", *packages], "download", f"cannot download {' '.join(packages)}", cwd=dest)
+    _run(
+        directory,
+        "apt-get",
+        ["-q", "download", *packages],
+        "download",
+        f"cannot download {' '.join(packages)}",
+        cwd=dest,
+    )
     return sorted(set(dest.glob("*.deb")) - before) or sorted(dest.glob("*.deb"))
 
 
-def print_uris(directory: str | os.PathLike[str], packages: list[str]) -> str:
+def print_uris(directory: StrPath, packages: list[str]) -> str:
     """``apt-get download --print-uris`` of ``packages``: ``'URI' FILE SIZE SHA256:HEX`` lines."""
-    return _run(directory, "apt-get", ["-q", "download", "--print-uris", *packages], "download", f"apt names no .deb for {' '.join(packages)}")
+    return _run(
+        directory,
+        "apt-get",
+        ["-q", "download", "--print-uris", *packages],
+        "download",
+        f"apt names no .deb for {' '.join(packages)}",
+    )
 
 
-def show(directory: str | os.PathLike[str], package: str) -> dict[str, str]:
+def show(directory: StrPath, package: str) -> dict[str, str]:
     """The candidate's record of a binary package (fields by their lower-case names)."""
-    text = _run(directory, "apt-cache", ["show", "--no-all-versions", package], "query", f"the archive has no package {package}")
+    text = _run(
+        directory,
+        "apt-cache",
+        ["show", "--no-all-versions", package],
+        "query",
+        f"the archive has no package {package}",
+    )
     records = deb822_entries(text)
     if not records:
         raise AptError(f"the archive has no package {package}")
     return records[0]
 
 
-def version(directory: str | os.PathLike[str], package: str) -> str:
+def version(directory: StrPath, package: str) -> str:
     return show(directory, package)["version"]
 
 
-def depends(directory: str | os.PathLike[str], package: str, prefix: str = "") -> list[str]:
+def depends(directory: StrPath, package: str, prefix: str = "") -> list[str]:
     """The candidate's direct Depends (alternatives too), names without ``:ARCH``; a
     ``<NAME:ARCH>`` one (an Architecture: all package, as apt shows it to a foreign
     architecture's package) as NAME."""
-    text = _run(directory, "apt-cache", ["depends", package], "query", f"the archive has no package {package}")
+    text = _run(
+        directory,
+        "apt-cache",
+        ["depends", package],
+        "query",
+        f"the archive has no package {package}",
+    )
     names = []
     for m in re.finditer(r"^\s*\|?Depends: (\S+)", text, re.M):
         name = m.group(1).strip("<>").split(":", 1)[0]
         if name.startswith(prefix) and name not in names:
             names.append(name)
     if not names and prefix:
-        raise AptError(f"{package} depends on no {prefix}* (log: {Path(directory).resolve() / 'query.log'})")
+        raise AptError(f"{package} depends on no {prefix}* (log: {_log(directory, 'query')})")
     return names
 
 
-def source_versions(directory: str | os.PathLike[str], package: str) -> list[str]:
+def source_versions(directory: StrPath, package: str) -> list[str]:
     """The versions of a source package the lists name, newest first."""
-    text = _run(directory, "apt-cache", ["showsrc", package], "query", f"the archive has no source package {package}")
+    text = _run(
+        directory,
+        "apt-cache",
+        ["showsrc", package],
+        "query",
+        f"the archive has no source package {package}",
+    )
     found = {m.group(1) for m in re.finditer(r"^Version: (\S+)", text, re.M)}
     if not found:
-        raise AptError(f"the archive has no source package {package} (log: {Path(directory).resolve() / 'query.log'})")
-    out = subprocess.run(["sort", "-Vr"], input="\n".join(found) + "\n", capture_output=True, text=True)
+        where = _log(directory, "query")
+        raise AptError(f"the archive has no source package {package} (log: {where})")
+    out = subprocess.run(
+        ["sort", "-Vr"], input="\n".join(found) + "\n", capture_output=True, text=True
+    )
     return out.stdout.split()
 
 
 def source(
-    directory: str | os.PathLike[str], package: str, to: str | os.PathLike[str], download_only: bool = False
+    directory: StrPath, package: str, to: StrPath, download_only: bool = False
 ) -> tuple[str, Path]:
     """The newest source of ``package`` the archive's pool holds (an index can list a
     version its pool does not have: seen, bookworm-security's linux 6.1.192-3 and -2
@@ -340,7 +392,14 @@ def source(
         work = Path(tempfile.mkdtemp(prefix=".src-", dir=dest))
         args = ["-q", *(["--download-only"] if download_only else []), "source", f"{package}={v}"]
         try:
-            _run(directory, "apt-get", args, "source", f"cannot fetch the source of {package}", cwd=work)
+            _run(
+                directory,
+                "apt-get",
+                args,
+                "source",
+                f"cannot fetch the source of {package}",
+                cwd=work,
+            )
         except AptError:
             shutil.rmtree(work)
             tried.append(v)
@@ -353,7 +412,8 @@ def source(
         trees = [d for d in work.iterdir() if d.is_dir()]
         if len(trees) != 1:
             shutil.rmtree(work)
-            raise AptError(f"apt-get source {package}={v} unpacked no one tree (log: {Path(directory).resolve() / 'source.log'})")
+            where = _log(directory, "source")
+            raise AptError(f"{package}={v} unpacked to no one tree (log: {where})")
         tree = dest / trees[0].name
         if tree.exists():
             shutil.rmtree(tree)
@@ -362,7 +422,7 @@ def source(
         return v, tree
     raise AptError(
         f"no version of the {package} source package could be fetched, tried {' '.join(tried)} "
-        f"(log: {Path(directory).resolve() / 'source.log'})"
+        f"(log: {_log(directory, 'source')})"
     )
 
 
