@@ -27,7 +27,11 @@ drivers/vfio/vfio_iommu_type1 drivers/vfio/pci/vfio-pci-core drivers/vfio/pci/vf
 drivers/block/brd"
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=$(command -v busybox || echo /bin/busybox)
-[ -z "$userland" ] || busybox=$userland/bin/busybox
+# (merged /usr, Debian 13: usr/bin/busybox)
+if [ -n "$userland" ]; then
+	busybox=$userland/bin/busybox
+	[ -e "$busybox" ] || busybox=$userland/usr/bin/busybox
+fi
 # static: an ELF with no program interpreter (readelf is in binutils; `file` may be
 # missing, as in a bare Debian root)
 headers=$(readelf -lW "$busybox" 2>/dev/null) || headers="program interpreter (not an ELF)"
@@ -181,7 +185,10 @@ if [ -x "$dropbear" ]; then
 	if [ -n "$userland" ]; then
 		for lib in $(foreign_libs "$dropbear"); do
 			mkdir -p "$ssh$(dirname "$lib")"
-			cp -L "$userland$lib" "$ssh$lib"
+			# merged /usr (Debian 13): /lib is usr/lib
+			src=$userland$lib
+			[ -e "$src" ] || src=$userland/usr$lib
+			cp -L "$src" "$ssh$lib"
 		done
 	else
 		for lib in $(ldd "$dropbear" | awk '/=>/{print $3} /ld-linux/{print $1}'); do
