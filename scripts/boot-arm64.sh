@@ -2,10 +2,13 @@
 # Boot the arm64 guest by hand (what the harness will run for GUEST_ARCH=arm64), run
 # commands at its shell and print the console; the boot-to-shell time goes to stderr.
 #
-#   scripts/boot-arm64.sh [--suite S] [--quiet] [--dt-reserve] [--cpu C] [--] [GUEST CMD...]
+#   scripts/boot-arm64.sh [--suite S] [--quiet] [--dt-reserve] [--cpu C] [--append ARGS]
+#                         [--] [GUEST CMD...]
 #
 #   --suite S      the kernel suite (bookworm: 6.1, trixie: 6.12); QEMU_SUITE picks QEMU
 #   --quiet        `quiet` on the kernel command line
+#   --append ARGS  more of it (mem=768M: RAM ends at 0x70000000, and the region above it
+#                  is the driver's with insmod barmap.ko reserved_base=... reserved_size=...)
 #   --dt-reserve   boot with a device tree that has the reserved-memory nodes
 #                  (scripts/arm64-dtb.sh): the driver's reserved region and its
 #                  shared-dma-pool, found by the driver itself
@@ -14,15 +17,16 @@
 # Artifacts: make qemu kernel image GUEST_ARCH=arm64 (their paths: scripts/paths.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-suite='' quiet='' dt='' cpu=cortex-a57
+suite='' quiet='' dt='' cpu=cortex-a57 extra=''
 while [ $# -gt 0 ]; do
 	case $1 in
 	--suite) suite=$2; shift 2 ;;
 	--quiet) quiet=quiet; shift ;;
 	--dt-reserve) dt=1; shift ;;
 	--cpu) cpu=$2; shift 2 ;;
+	--append) extra=$2; shift 2 ;;
 	--) shift; break ;;
-	-*) sed -n '2,16p' "$0" >&2; exit 2 ;;
+	-*) sed -n '2,19p' "$0" >&2; exit 2 ;;
 	*) break ;;
 	esac
 done
@@ -44,7 +48,7 @@ done
 machine=(-M virt,gic-version=3 -cpu "$cpu" -m 1G -smp 1 -nodefaults -no-user-config
 	-display none -no-reboot -serial stdio
 	-device pcie-root-port,id=rp-bm0,chassis=1,slot=1,bus=pcie.0,addr=1.0 -device barmap,id=bm0,size=16M,bus=rp-bm0)
-append="console=ttyAMA0 panic=-1 printk.time=1 $quiet"
+append="console=ttyAMA0 panic=-1 printk.time=1 $quiet $extra"
 dtargs=()
 if [ -n "$dt" ]; then
 	dtb=$("$top/scripts/arm64-dtb.sh" "$OUT/virt-barmap.dtb" "$QEMU_BIN" "${machine[@]}")
