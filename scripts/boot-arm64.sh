@@ -2,7 +2,7 @@
 # Boot the arm64 guest by hand (what the harness will run for GUEST_ARCH=arm64), run
 # commands at its shell and print the console; the boot-to-shell time goes to stderr.
 #
-#   scripts/boot-arm64.sh [--suite S] [--quiet] [--dt-reserve] [--cpu C] [--append ARGS]
+#   scripts/boot-arm64.sh [--suite S] [--quiet] [--dt-reserve] [--cpu C] [--gic 2|3] [--append ARGS]
 #                         [--] [GUEST CMD...]
 #
 #   --suite S      the kernel suite (bookworm: 6.1, trixie: 6.12); QEMU_SUITE picks QEMU
@@ -17,13 +17,14 @@
 # Artifacts: make qemu kernel image GUEST_ARCH=arm64 (their paths: scripts/paths.sh).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-suite='' quiet='' dt='' cpu=cortex-a57 extra=''
+suite='' quiet='' dt='' cpu=cortex-a57 extra='' gic=3
 while [ $# -gt 0 ]; do
 	case $1 in
 	--suite) suite=$2; shift 2 ;;
 	--quiet) quiet=quiet; shift ;;
 	--dt-reserve) dt=1; shift ;;
 	--cpu) cpu=$2; shift 2 ;;
+	--gic) gic=$2; shift 2 ;;
 	--append) extra=$2; shift 2 ;;
 	--) shift; break ;;
 	-*) sed -n '2,19p' "$0" >&2; exit 2 ;;
@@ -45,7 +46,7 @@ done
 # The machine: virt with GICv3 (its ITS takes MSI), one root port at 00:01.0 (where
 # scripts/arm64-dtb.sh puts its node), barmap behind it
 # shellcheck disable=SC2054 # the commas are QEMU's
-machine=(-M virt,gic-version=3 -cpu "$cpu" -m 1G -smp 1 -nodefaults -no-user-config
+machine=(-M "virt,gic-version=$gic" -cpu "$cpu" -m 1G -smp 1 -nodefaults -no-user-config
 	-display none -no-reboot -serial stdio
 	-device pcie-root-port,id=rp-bm0,chassis=1,slot=1,bus=pcie.0,addr=1.0 -device barmap,id=bm0,size=16M,bus=rp-bm0)
 append="console=ttyAMA0 panic=-1 printk.time=1 $quiet $extra"
