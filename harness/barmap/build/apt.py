@@ -2,7 +2,7 @@
 """barmap's one private apt client: a private apt state for one Debian suite, derived
 from this system's apt config, and the few things barmap asks of it.
 
-Usage (DIR is the state directory; each apt run's output is appended to a log in DIR):
+Usage (DIR is the state directory; each apt run's output is DIR/WHAT.log, the last one's):
   apt.py state DIR SUITE [--arch ARCH]...  write the state, print its apt-get options
   apt.py DIR SUITE                         the same (the older form)
   apt.py update DIR                        refresh the package lists (update.log)
@@ -261,7 +261,7 @@ def _run(
     opts = options(directory)
     logfile = _log(directory, log)
     env = {**os.environ, "LC_ALL": "C", "DEBIAN_FRONTEND": "noninteractive"}
-    with logfile.open("a") as out:
+    with logfile.open("w") as out:
         out.write(f"$ {tool} {' '.join(args)}\n")
         out.flush()
         try:
@@ -283,7 +283,6 @@ def _run(
 
 def update(directory: StrPath) -> None:
     """Refresh the state's package lists (DIR/update.log)."""
-    (Path(directory).resolve() / "update.log").unlink(missing_ok=True)
     _run(
         directory,
         "apt-get",
