@@ -19,6 +19,11 @@
 #   BARMAP_CONTAINER=docker|podman every target in a Debian container (scripts/container.sh);
 #                                  the default on a host that is not Debian (none: not there)
 #   BARMAP_CONTAINER_SUITE=bookworm|trixie  that container's Debian release
+#   GUEST_ARCH=x86_64|arm64        the guest's architecture: arm64 builds qemu-system-aarch64,
+#                                  fetches Debian's arm64 kernel, cross-builds the module and
+#                                  the tools, makes an arm64 initramfs (`make qemu kernel
+#                                  image GUEST_ARCH=arm64`; scripts/boot-arm64.sh boots it;
+#                                  its paths: scripts/paths.sh)
 
 # On a host that is not Debian, or with BARMAP_CONTAINER set: the same make, with the same
 # goals and variables, in a Debian container (scripts/container.sh), and nothing here.
@@ -47,12 +52,21 @@ PATHS_ARGS := $(if $(BARMAP_CACHE),--cache '$(BARMAP_CACHE)') \
 	$(if $(QEMU_SUITE),--qemu-suite '$(QEMU_SUITE)') \
 	$(if $(KERNEL_SUITE),--kernel-suite '$(KERNEL_SUITE)') \
 	$(if $(QEMU_FLAVOR),--qemu-flavor '$(QEMU_FLAVOR)') \
-	$(if $(KERNEL_FLAVOR),--kernel-flavor '$(KERNEL_FLAVOR)')
+	$(if $(KERNEL_FLAVOR),--kernel-flavor '$(KERNEL_FLAVOR)') \
+	$(if $(GUEST_ARCH),--guest-arch '$(GUEST_ARCH)')
 $(foreach v,$(shell $(PYTHON) harness/barmap/build/paths.py --make $(PATHS_ARGS)),$(eval $(v)))
 ifeq ($(KENV),)
 $(error harness/barmap/build/paths.py gave no paths (see its message above))
 endif
 SUITES_LIST := $(subst $(comma), ,$(SUITES_COMMA))
+# arm64 (its paths beside x86's, from paths.py): the cross toolchain
+export GUEST_ARCH
+export BARMAP_GUEST_ARCH := $(GUEST_ARCH)
+ifeq ($(GUEST_ARCH),arm64)
+CROSS := ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- CC=aarch64-linux-gnu-gcc KHOSTCC=gcc \
+	TOOLBIN=$(OUT)/tools
+STRIP := aarch64-linux-gnu-strip
+endif
 ifeq ($(QEMU_FLAVOR),fuzz)
 $(error QEMU_FLAVOR=fuzz is the fuzzer, not a QEMU to run tests on: use `make fuzz`)
 endif
@@ -90,6 +104,7 @@ $(VENV)/.stamp: pyproject.toml
 venv: deps $(VENV)/.stamp
 
 qemu: deps
+	$(if $(CROSS),scripts/deps.sh arm64)
 	scripts/qemu.sh $(QEMU_SUITE) $(QEMU_FLAVOR)
 
 kernel: deps
@@ -107,13 +122,16 @@ symbols: kernel venv
 # The module and the static guest tools, against the cached kernel's headers or KDIR=.
 # kbuild builds in guest-driver/; the products for this kernel are copied to $(OUT).
 driver: kernel
-	$(MAKE) -C guest-driver KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR))
+	$(if $(CROSS),scripts/deps.sh arm64)
+	$(MAKE) -C guest-driver KERNEL=$(KENV) $(if $(KDIR),KDIR=$(KDIR)) $(CROSS)
 	mkdir -p $(OUT)/tools
 	cp guest-driver/barmap.ko $(OUT)/barmap.ko
-	cp guest-driver/tools/barmap-check guest-driver/tools/barmap-why $(OUT)/tools/
+	$(if $(CROSS),,cp guest-driver/tools/barmap-check guest-driver/tools/barmap-why $(OUT)/tools/)
 
 image: driver
-	. $(KENV) && images/initramfs.sh $(INITRD) $(OUT)/barmap.ko $(OUT)/tools $(if $(KERNEL),,$$MODDIR)
+	$(if $(CROSS),images/arm64-userland.sh $(KERNEL_SUITE) >/dev/null)
+	. $(KENV) && $(if $(CROSS),STRIP=$(STRIP) USERLAND=$$(images/arm64-userland.sh $(KERNEL_SUITE))) \
+		images/initramfs.sh $(INITRD) $(OUT)/barmap.ko $(OUT)/tools $(if $(KERNEL),,$$MODDIR)
 
 demo: all
 	$(VENV)/bin/barmap demo
@@ -153,7 +171,7 @@ fuzz:
 lint: venv kernel
 	$(VENV)/bin/ruff check harness tests examples scripts
 	$(VENV)/bin/ruff format --check harness tests examples scripts
-	shellcheck scripts/*.sh images/initramfs.sh guest-driver/*.sh .ci/run
+	shellcheck scripts/*.sh images/initramfs.sh images/arm64-userland.sh guest-driver/*.sh .ci/run
 	shellcheck -s sh images/init
 	$(VENV)/bin/check-jsonschema -q --builtin-schema vendor.github-workflows .github/workflows/*.yml
 	$(VENV)/bin/check-jsonschema -q --builtin-schema vendor.github-actions action.yml

@@ -49,6 +49,8 @@
 #include <linux/module.h>
 #include <linux/mount.h>
 #include <linux/mutex.h>
+#include <linux/of.h>
+#include <linux/of_reserved_mem.h>
 #include <linux/pci.h>
 #include <linux/pagemap.h>
 #include <linux/pseudo_fs.h>
@@ -75,7 +77,7 @@
 static unsigned long reserved_base;
 module_param(reserved_base, ulong, 0444);
 MODULE_PARM_DESC(reserved_base,
-		 "physical base of a memmap=SIZE$ADDR reservation (mmap id 1)");
+		 "physical base of a memmap=SIZE$ADDR reservation (mmap id 1; default: a device tree reserved-memory node compatible with \"barmap,reserved\")");
 
 static unsigned long reserved_size;
 module_param(reserved_size, ulong, 0444);
@@ -2339,6 +2341,29 @@ static void barmap_cdev_del(struct barmap_dev *bdev)
 	cdev_device_del(&bdev->cdev, &bdev->dev);
 }
 
+static void barmap_dt_dma_pool_release(void *dev)
+{
+	of_reserved_mem_device_release(dev);
+}
+
+/*
+ * arm64: a shared-dma-pool the device's device tree node names in memory-region
+ * backs its coherent buffers (dma_alloc_coherent allocates from it).
+ */
+static int barmap_dt_dma_pool(struct pci_dev *pdev)
+{
+	struct device *dev = &pdev->dev;
+	int ret;
+
+	if (!dev->of_node || !of_find_property(dev->of_node, "memory-region", NULL))
+		return 0;
+	ret = of_reserved_mem_device_init(dev);
+	if (ret)
+		return dev_err_probe(dev, ret, "memory-region\n");
+	dev_info(dev, "coherent buffers from the device tree's memory-region\n");
+	return devm_add_action_or_reset(dev, barmap_dt_dma_pool_release, dev);
+}
+
 static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 {
 	struct barmap_dev *bdev;
@@ -2347,6 +2372,8 @@ static int barmap_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	ret = barmap_pci_setup(pdev);
 	if (!ret)
 		ret = barmap_check_id(pdev);
+	if (!ret)
+		ret = barmap_dt_dma_pool(pdev);
 	if (!ret)
 		ret = barmap_irq_vectors(pdev);
 	if (ret)
@@ -2446,8 +2473,27 @@ static struct pci_driver barmap_driver = {
 	.remove = barmap_remove,
 };
 
+/* arm64: the reserved region from the device tree, when the parameters give none */
+static void __init barmap_reserved_from_dt(void)
+{
+	struct device_node *np;
+	struct reserved_mem *rmem;
+
+	np = of_find_compatible_node(NULL, NULL, "barmap,reserved");
+	rmem = np ? of_reserved_mem_lookup(np) : NULL;
+	of_node_put(np);
+	if (!rmem)
+		return;
+	reserved_base = rmem->base;
+	reserved_size = rmem->size;
+	pr_info(DRV_NAME ": reserved region from the device tree (%s)\n",
+		rmem->name);
+}
+
 static void __init barmap_check_reserved(void)
 {
+	if (!reserved_base && !reserved_size)
+		barmap_reserved_from_dt();
 	if (!reserved_base && !reserved_size)
 		return;
 	if (!reserved_size || !PAGE_ALIGNED(reserved_base) ||

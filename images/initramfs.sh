@@ -9,10 +9,17 @@
 # (e1000 for SSH, pvpanic) are taken, decompressed.  Dropbear, when its package
 # is installed, goes to OUT-ssh.cpio: the harness adds it, and the per-run keys,
 # as more cpio archives to the guests it starts with SSH.
+# Another architecture's image (GUEST_ARCH=arm64): USERLAND is the root its busybox-static
+# and dropbear come from (images/arm64-userland.sh), STRIP its strip.
 set -euo pipefail
 out=$1 ko=$2 tooldir=$3 moddir=${4:-}
 extra_modules="drivers/misc/pvpanic/pvpanic drivers/misc/pvpanic/pvpanic-mmio
 drivers/net/ethernet/intel/e1000/e1000"
+# arm64: Debian builds no pvpanic there; virtio-pci is a module in 6.1 (built in, 6.12)
+[ "${GUEST_ARCH:-x86_64}" = arm64 ] && extra_modules="drivers/virtio/virtio_pci_legacy_dev
+drivers/virtio/virtio_pci_modern_dev drivers/virtio/virtio_pci drivers/net/ethernet/intel/e1000/e1000"
+userland=${USERLAND:-}
+strip=${STRIP:-strip}
 # loaded by whoever needs them (the atlas: vfio-pci's row, O_DIRECT on a RAM disk), never
 # by init; one that a kernel lacks (vfio_virqfd went into vfio in 6.2) is left out
 on_demand_modules="virt/lib/irqbypass drivers/vfio/vfio drivers/vfio/vfio_virqfd
@@ -20,6 +27,11 @@ drivers/vfio/vfio_iommu_type1 drivers/vfio/pci/vfio-pci-core drivers/vfio/pci/vf
 drivers/block/brd"
 here=$(cd "$(dirname "$0")" && pwd)
 busybox=$(command -v busybox || echo /bin/busybox)
+# (merged /usr, Debian 13: usr/bin/busybox)
+if [ -n "$userland" ]; then
+	busybox=$userland/bin/busybox
+	[ -e "$busybox" ] || busybox=$userland/usr/bin/busybox
+fi
 # static: an ELF with no program interpreter (readelf is in binutils; `file` may be
 # missing, as in a bare Debian root)
 headers=$(readelf -lW "$busybox" 2>/dev/null) || headers="program interpreter (not an ELF)"
@@ -44,7 +56,11 @@ debugfs /sys/kernel/debug debugfs defaults 0 0
 EOF
 cp "$busybox" "$root/bin/busybox"
 # every applet as /bin/NAME (what `busybox --install -s /bin` would make at each boot)
-"$busybox" --list | while read -r applet; do
+# (another architecture's busybox cannot run here: the host's busybox-static names them,
+# Debian builds both from one configuration)
+lister=$busybox
+[ -z "$userland" ] || lister=$(command -v busybox || echo /bin/busybox)
+"$lister" --list | while read -r applet; do
 	[ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
 done
 install -m 0755 "$here/init" "$root/init"
@@ -56,7 +72,7 @@ printf 'export PS1="barmap# "\nexport PATH=/bin:/sbin:/usr/bin:/usr/sbin\n' >"$r
 # unpacked by the guest at each boot
 if [ -f "$ko" ]; then
 	install -m 0644 "$ko" "$root/lib/modules/barmap.ko"
-	strip --strip-debug "$root/lib/modules/barmap.ko"
+	"$strip" --strip-debug "$root/lib/modules/barmap.ko"
 fi
 if [ -n "$moddir" ]; then
 	mkdir -p "$root/lib/modules/extra"
@@ -133,7 +149,7 @@ fi
 for tool in "$tooldir"/*; do
 	if [ -f "$tool" ] && [ -x "$tool" ]; then
 		install -m 0755 "$tool" "$root/usr/bin/"
-		strip "$root/usr/bin/$(basename "$tool")"
+		"$strip" "$root/usr/bin/$(basename "$tool")"
 	fi
 done
 mkdir -p "$(dirname "$out")"
@@ -145,17 +161,41 @@ pack() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"
 # guests it starts with SSH: half the image's bytes, unpacked at every boot otherwise.
 ssh_out=${out%.cpio}-ssh.cpio
 rm -f "$ssh_out"
-if [ -x /usr/sbin/dropbear ]; then
+dropbear=$userland/usr/sbin/dropbear
+# the libraries of another architecture's dropbear: its NEEDED ones and its loader, from USERLAND
+foreign_libs() {
+	local lib found d
+	readelf -lW "$1" | sed -n 's/.*program interpreter: \(.*\)]/\1/p'
+	for lib in $(readelf -dW "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+		found=
+		for d in lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu; do
+			[ -e "$userland/$d/$lib" ] && found=/$d/$lib && break
+		done
+		[ -n "$found" ] || { echo "initramfs: $lib (of $1) is not in $userland" >&2; exit 1; }
+		echo "$found"
+	done
+}
+if [ -x "$dropbear" ]; then
 	ssh=$(mktemp -d)
 	trap 'rm -rf "$root" "$ssh"' EXIT
 	mkdir -p "$ssh/usr/sbin" "$ssh/etc/dropbear" "$ssh/lib/modules/extra"
-	install -m 0755 /usr/sbin/dropbear "$ssh/usr/sbin/dropbear"
+	install -m 0755 "$dropbear" "$ssh/usr/sbin/dropbear"
 	# the NIC's driver too: only a guest with SSH has the NIC (init loads it by modalias)
 	[ -f "$root/lib/modules/extra/e1000.ko" ] && mv "$root/lib/modules/extra/e1000.ko" "$ssh/lib/modules/extra/"
-	for lib in $(ldd /usr/sbin/dropbear | awk '/=>/{print $3} /ld-linux/{print $1}'); do
-		mkdir -p "$ssh$(dirname "$lib")"
-		cp -L "$lib" "$ssh$lib"
-	done
+	if [ -n "$userland" ]; then
+		for lib in $(foreign_libs "$dropbear"); do
+			mkdir -p "$ssh$(dirname "$lib")"
+			# merged /usr (Debian 13): /lib is usr/lib
+			src=$userland$lib
+			[ -e "$src" ] || src=$userland/usr$lib
+			cp -L "$src" "$ssh$lib"
+		done
+	else
+		for lib in $(ldd "$dropbear" | awk '/=>/{print $3} /ld-linux/{print $1}'); do
+			mkdir -p "$ssh$(dirname "$lib")"
+			cp -L "$lib" "$ssh$lib"
+		done
+	fi
 	pack "$ssh" "$ssh_out"
 	echo "initramfs: $ssh_out ($(du -h "$ssh_out" | cut -f1)), for guests with SSH" >&2
 fi

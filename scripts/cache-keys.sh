@@ -15,6 +15,8 @@
 #       KERNEL_FLAVOR=debug, the debug kernel's source and build tree instead: the
 #       linux source version, kernel-debug.sh and images/debug-kernel.config.
 #   checkpatch-key, checkpatch-paths     checkpatch.pl from linux-source (make lint).
+# With GUEST_ARCH=arm64 the same for the aarch64 QEMU and the arm64 kernel (their own
+# keys and paths: scripts/paths.sh).
 # The versions come from the archive now (a private apt state in
 # BARMAP_CACHE/ci-keys, not itself cached), so a Debian update changes the key.
 # Every cached path sits under BARMAP_CACHE and must be restored at the same
@@ -32,20 +34,16 @@ hash_of() { (cd "$top" && find "$@" -type f -print0 | sort -z | xargs -0 sha256s
 
 # the suite's versions, from the archive
 apt_query() {
-	local suite=$1 state=$BARMAP_CACHE/ci-keys/$1
-	python3 "$top/harness/barmap/build/apt.py" "$state" "$suite" >/dev/null
-	# shellcheck disable=SC2046
-	apt-get $(cat "$state/apt-opts") -q update >"$state/update.log" 2>&1 ||
-		{ echo "cache-keys: apt-get update failed for $suite (log: $state/update.log)" >&2; exit 1; }
+	local suite=$1 state=$BARMAP_CACHE/ci-keys/$1-$DEB_ARCH
+	barmap_apt state "$state" "$suite" --arch "$DEB_ARCH" >/dev/null || exit 1
+	barmap_apt update "$state" || exit 1
 	echo "$state"
 }
 state=$(apt_query "$QEMU_SUITE")
-# shellcheck disable=SC2046
-qemu_version=$(apt-cache $(cat "$state/apt-opts") showsrc qemu | sed -n 's/^Version: //p' | sort -V | tail -n1)
+qemu_version=$(barmap_apt srcversion "$state" qemu) || exit 1
 state=$(apt_query "$KERNEL_SUITE")
-# shellcheck disable=SC2046
-kernel_abi=$(apt-cache $(cat "$state/apt-opts") depends linux-image-amd64 |
-	awk '/Depends: linux-image-[0-9]/{sub("linux-image-", "", $2); print $2; exit}')
+kernel_abi=$(barmap_apt depends "$state" "linux-image-$DEB_ARCH:$DEB_ARCH" --prefix linux-image- |
+	sed -n 's/^linux-image-\([0-9]\)/\1/p' | head -n1) || exit 1
 if [ -z "$qemu_version" ] || [ -z "$kernel_abi" ]; then
 	echo "cache-keys: cannot resolve qemu ($qemu_version) or the kernel ABI ($kernel_abi)" >&2
 	exit 1
@@ -59,9 +57,7 @@ kernel_scripts=$(hash_of scripts/kernel.sh harness/barmap/build/apt.py scripts/p
 checkpatch_script=$(hash_of scripts/checkpatch.sh)
 
 if [ "$KERNEL_FLAVOR" = debug ]; then
-	# shellcheck disable=SC2046
-	linux_version=$(apt-cache $(cat "$state/apt-opts") showsrc linux | sed -n 's/^Version: //p' |
-		sort -V | tail -n1)
+	linux_version=$(barmap_apt srcversion "$state" linux) || exit 1
 	debug_scripts=$(hash_of scripts/kernel-debug.sh harness/barmap/build/apt.py scripts/paths.sh \
 		harness/barmap/build/paths.py images/debug-kernel.config)
 	kernel_cache="kernel-key=barmap-kernel-debug-$host-$KERNEL_SUITE-${linux_version//[:~+]/_}-$debug_scripts
@@ -77,7 +73,10 @@ $KERNEL_DIR
 BARMAP_EOF"
 fi
 
-qemu_restore="barmap-qemu-$host-$QEMU_SUITE-$QEMU_FLAVOR-${qemu_version//[:~+]/_}-$qemu_scripts-"
+# GUEST_ARCH=arm64: its own keys (the aarch64 build directory, the arm64 kernel)
+target=
+[ "$QEMU_TARGET" = x86_64 ] || target=-$QEMU_TARGET
+qemu_restore="barmap-qemu-$host-$QEMU_SUITE-$QEMU_FLAVOR$target-${qemu_version//[:~+]/_}-$qemu_scripts-"
 cat <<EOF
 qemu-key=$qemu_restore$device
 qemu-restore=$qemu_restore

@@ -13,16 +13,12 @@ dir=$CHECKPATCH_DIR
 if [ ! -x "$dir/scripts/checkpatch.pl" ]; then
 	echo "checkpatch: fetching it from the linux-source package (once)" >&2
 	base=$KERNEL_DIR
-	python3 "$top/harness/barmap/build/apt.py" "$base/apt" "$suite" >/dev/null
-	opts=$(cat "$base/apt/apt-opts")
-	# shellcheck disable=SC2086
-	apt-get $opts -q update >/dev/null
-	# shellcheck disable=SC2086
-	pkg=$(apt-cache $opts depends linux-source | awk '/Depends: linux-source-/{print $2; exit}')
+	barmap_apt state "$base/apt" "$suite" >/dev/null
+	barmap_apt update "$base/apt"
+	pkg=$(barmap_apt depends "$base/apt" linux-source --prefix linux-source- | head -n1)
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
-	# shellcheck disable=SC2086
-	(cd "$tmp" && apt-get $opts -q download "$pkg" >/dev/null)
+	barmap_apt download "$base/apt" "$pkg" --to "$tmp" >/dev/null
 	dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$tmp" --wildcards './usr/src/linux-source-*.tar.xz'
 	mkdir -p "$dir.new"
 	tar -xJf "$tmp"/usr/src/linux-source-*.tar.xz -C "$dir.new" --strip-components=1 \

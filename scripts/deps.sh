@@ -3,7 +3,8 @@
 #
 #   scripts/deps.sh [GROUP...]   also: fuzz (clang, libFuzzer: make fuzz);
 #                                kernel-debug (what building a kernel needs: KERNEL_FLAVOR=debug);
-#                                act (Docker, mmdebstrap, git: scripts/act-local.sh)
+#                                act (Docker, mmdebstrap, git: scripts/act-local.sh);
+#                                arm64 (the cross compiler and dtc: GUEST_ARCH=arm64)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -46,7 +47,10 @@ for group in "$@"; do
 	# scripts/act-local.sh: the pipeline's jobs under act, in Docker containers of images
 	# made here (mmdebstrap); git for the clean clone act runs on
 	act) pkgs+=(docker.io mmdebstrap git) ;;
-	*) echo "barmap deps: unknown group '$group' (fuzz, kernel-debug, act)" >&2; exit 2 ;;
+	# GUEST_ARCH=arm64: the module and the static tools cross-built (gcc and an arm64
+	# libc to link against), the guest's device tree edited (dtc)
+	arm64) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross device-tree-compiler) ;;
+	*) echo "barmap deps: unknown group '$group' (fuzz, kernel-debug, act, arm64)" >&2; exit 2 ;;
 	esac
 done
 missing=()

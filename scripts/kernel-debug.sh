@@ -6,7 +6,7 @@
 #   scripts/kernel-debug.sh [SUITE]     (make ... KERNEL_FLAVOR=debug)
 #
 # Everything lives in KERNEL_DIR/debug (scripts/paths.sh):
-#   dl/ src/     `apt-get source linux` (private apt state of scripts/kernel.sh)
+#   dl/ src/     the linux source package (private apt state of scripts/kernel.sh)
 #   build/       the O= build: bzImage (booted), vmlinux, the tree modules build against
 #   mod/         modules_install
 #   kernel.env   KVER=... VMLINUZ=... VMLINUX=... KDIR=... MODDIR=... as scripts/kernel.sh
@@ -26,28 +26,14 @@ say() { printf 'barmap kernel[%s debug]: %s\n' "$suite" "$*" >&2; }
 
 fetch() {
 	[ -f "$src/.barmap-fetched" ] && return 0
-	local apt=$KERNEL_DIR/apt dir
-	say "fetching the kernel source package (apt-get source linux, ~140 MB)"
-	python3 "$top/harness/barmap/build/apt.py" "$apt" "$suite" >/dev/null
-	# shellcheck disable=SC2046
-	apt-get $(cat "$apt/apt-opts") -q update >/dev/null
+	local apt=$KERNEL_DIR/apt dir got
+	say "fetching the kernel source package (linux, ~140 MB)"
+	barmap_apt state "$apt" "$suite" >/dev/null
+	barmap_apt update "$apt"
 	rm -rf "$base/dl" "$src"
-	mkdir -p "$base/dl"
-	# Newest first; an archive's index can list a source its pool does not hold (seen:
-	# bookworm-security's 6.1.192-3 and -2 answered 404), so the next version is tried.
-	local v got=
-	# shellcheck disable=SC2046
-	for v in $(apt-cache $(cat "$apt/apt-opts") showsrc linux | sed -n 's/^Version: //p' | sort -Vru); do
-		# shellcheck disable=SC2046
-		if (cd "$base/dl" && apt-get $(cat "$apt/apt-opts") -q --download-only source "linux=$v" \
-			>"$base/dl.log" 2>&1); then
-			got=$v
-			break
-		fi
-		say "linux $v: not in the archive's pool ($(grep -m1 -oE '\b[45][0-9]{2} +[A-Z][A-Za-z ]*[a-z]' "$base/dl.log" || echo 'download failed')), trying the next"
-		rm -f "$base"/dl/linux_*
-	done
-	[ -n "$got" ] || { say "no version of the linux source package could be fetched (log: $base/dl.log)"; exit 1; }
+	# newest first, the next when the pool lacks one the index names (apt.py source)
+	got=$(barmap_apt source "$apt" linux --to "$base/dl" --download-only)
+	got=${got%% *}
 	say "linux $got: fetched"
 	dir=$base/dl/unpacked
 	dpkg-source -x "$base"/dl/linux_*.dsc "$dir" >/dev/null

@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # Fetch the distribution's current kernel (image, headers, kbuild) into the cache, no root install.
 #
-#   scripts/kernel.sh [SUITE [FLAVOR]]    SUITE: bookworm (6.1, default) or trixie (6.12)
+#   [GUEST_ARCH=arm64] scripts/kernel.sh [SUITE [FLAVOR]]
+#                                         SUITE: bookworm (6.1, default) or trixie (6.12)
 #                                         FLAVOR: distro (default) or debug (kernel-debug.sh)
 #
-# The ABI is resolved from the linux-image-amd64 metapackage each time the
+# The ABI is resolved from the linux-image-amd64 (arm64) metapackage each time the
 # package lists are refreshed, so a rolled ABI is followed, never pinned.
+# arm64: the arm64 image and headers with this host's (amd64) linux-kbuild, whose
+# fixdep and modpost run here; the module is cross-built (aarch64-linux-gnu-).
 # Result: KERNEL_DIR (scripts/paths.sh):
 #   root/        the unpacked packages (boot/vmlinuz-*, lib/modules/*, usr/src/*)
 #   vmlinux-KVER the uncompressed ELF kernel, when it has a PVH entry (booted directly:
 #                no emulated decompressor; harness/barmap/build/vmlinux.py)
 #   kernel.env   KVER=... VMLINUZ=... VMLINUX=... KDIR=... MODDIR=...  (sourced by make and
 #                the harness; VMLINUX is empty for a kernel without PVH)
+#   Image-KVER   arm64: the uncompressed arm64 Image (what -kernel boots: the package's
+#                vmlinuz is gzip, or an EFI zboot image that QEMU 7.2 cannot load),
+#                IMAGE=... in kernel.env; ARCH=arm64 there too
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=scripts/paths.sh
 # the debug flavor is built from source: scripts/kernel-debug.sh
 [ "${2:-distro}" = debug ] && exec "$top/scripts/kernel-debug.sh" "${1:-}"
+# shellcheck source=scripts/paths.sh
 . "$top/scripts/paths.sh" --kernel-suite "${1:-}" --kernel-flavor distro
 suite=$KERNEL_SUITE
 base=$KERNEL_DIR
@@ -38,10 +44,22 @@ pvh_vmlinux() {
 	esac
 }
 
+# arm64: the uncompressed Image of $vmlinuz (scripts/arm64-image.py)
+arm64_image() {
+	local out=$base/Image-$kver
+	[ -f "$out" ] || python3 "$top/scripts/arm64-image.py" "$vmlinuz" "$out" >&2
+	echo "$out"
+}
+
 write_env() {
-	local vmlinux
-	vmlinux=$(pvh_vmlinux)
-	find "$base" -maxdepth 1 -name 'vmlinux-*' ! -name "vmlinux-$kver" -delete
+	local vmlinux='' image=''
+	if [ "$DEB_ARCH" = amd64 ]; then
+		vmlinux=$(pvh_vmlinux)
+		find "$base" -maxdepth 1 -name 'vmlinux-*' ! -name "vmlinux-$kver" -delete
+	else
+		image=$(arm64_image)
+		find "$base" -maxdepth 1 -name 'Image-*' ! -name "Image-$kver" -delete
+	fi
 	cat >"$env" <<EOV
 KVER=$kver
 VMLINUZ=$vmlinuz
@@ -49,20 +67,25 @@ VMLINUX=$vmlinux
 KDIR=$kdir
 MODDIR=$moddir
 EOV
+	[ -z "$image" ] || printf 'IMAGE=%s\nARCH=arm64\n' "$image" >>"$env"
 }
 
-# Resolve the suite's current kernel ABI from the linux-image-amd64 metapackage
-# (main, -updates and -security: harness/barmap/build/apt.py): sets image, kver, opts.
+# The guest's packages: PKG:arm64 in the arm64 state (its bare names are the host's)
+qual=
+archopt=()
+if [ "$DEB_ARCH" != amd64 ]; then
+	qual=:$DEB_ARCH
+	archopt=(--arch "$DEB_ARCH")
+fi
+
+# Resolve the suite's current kernel ABI from the linux-image-$DEB_ARCH metapackage
+# (main, -updates and -security: harness/barmap/build/apt.py): sets image, kver.
 resolve() {
-	python3 "$top/harness/barmap/build/apt.py" "$base/apt" "$suite" >/dev/null || exit 1
-	opts=$(cat "$base/apt/apt-opts")
-	# shellcheck disable=SC2086
-	apt-get $opts -q update >"$base/apt/update.log" 2>&1 || return 1
+	barmap_apt state "$base/apt" "$suite" "${archopt[@]}" >/dev/null || exit 1
+	barmap_apt update "$base/apt" || return 1
 	# linux-image-amd64 -> linux-image-<ABI>-amd64
-	# shellcheck disable=SC2086
-	image=$(apt-cache $opts depends linux-image-amd64 |
-		awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-	[ -n "$image" ] || return 1
+	image=$(barmap_apt depends "$base/apt" "linux-image-$DEB_ARCH$qual" --prefix linux-image- |
+		grep -m1 '^linux-image-[0-9]') || return 1
 	kver=${image#linux-image-}
 	touch "$base/apt/resolved"
 }
@@ -78,7 +101,8 @@ if [ -f "$env" ] && [ -z "${BARMAP_REFRESH:-}" ]; then
 	# shellcheck disable=SC2153 # KVER, VMLINUZ, KDIR, MODDIR come from $env
 	if [ -f "$VMLINUZ" ] && [ -f "$KDIR/Makefile" ]; then
 		# a cache from before PVH boot: add the vmlinux
-		if ! grep -q '^VMLINUX=' "$env" || { [ -n "${VMLINUX:-}" ] && [ ! -f "$VMLINUX" ]; }; then
+		if ! grep -q "^VMLINUX=" "$env" || { [ -n "${VMLINUX:-}" ] && [ ! -f "$VMLINUX" ]; } ||
+			{ [ -n "${IMAGE:-}" ] && [ ! -f "$IMAGE" ]; }; then
 			# shellcheck disable=SC2153
 			kver=$KVER vmlinuz=$VMLINUZ kdir=$KDIR moddir=$MODDIR
 			write_env
@@ -88,7 +112,7 @@ if [ -f "$env" ] && [ -z "${BARMAP_REFRESH:-}" ]; then
 			exit 0
 		fi
 		if ! resolve; then
-			say "cannot ask the archive for $suite's current kernel (see $base/apt/update.log): keeping $KVER"
+			say "cannot ask the archive for $suite's current kernel (the line above): keeping $KVER"
 			exit 0
 		fi
 		if [ "$kver" = "$KVER" ]; then
@@ -100,19 +124,20 @@ if [ -f "$env" ] && [ -z "${BARMAP_REFRESH:-}" ]; then
 fi
 
 if [ -z "${kver:-}" ] && ! resolve; then
-	say "cannot resolve $suite's linux-image-amd64 (see $base/apt/update.log)"
+	say "cannot resolve $suite's linux-image-$DEB_ARCH (the line above)"
 	exit 1
 fi
-# shellcheck disable=SC2086
-headers_deps=$(apt-cache $opts depends "linux-headers-$kver" |
-	awk '/Depends: linux-(headers|kbuild)-/{print $2}' | sort -u)
-pkgs="$image linux-headers-$kver $headers_deps"
+# the headers' -common (Architecture: all) and linux-kbuild: bare names, so the host's
+# kbuild (its fixdep and modpost run here)
+headers_deps=$(barmap_apt depends "$base/apt" "linux-headers-$kver$qual" --prefix linux- |
+	grep -E '^linux-(headers|kbuild)-' | sort -u)
+pkgs="$image$qual linux-headers-$kver$qual $headers_deps"
 say "kernel $kver: ${pkgs//$'\n'/ }"
 
 rm -rf "$base/debs" "$base/root.new"
 mkdir -p "$base/debs" "$base/root.new"
 # shellcheck disable=SC2086
-(cd "$base/debs" && apt-get $opts -q download $pkgs >/dev/null)
+barmap_apt download "$base/apt" $pkgs --to "$base/debs" >/dev/null
 for deb in "$base"/debs/*.deb; do
 	dpkg-deb -x "$deb" "$base/root.new"
 done
@@ -146,8 +171,7 @@ while IFS= read -r -d '' f; do
 done < <(find "$root"/usr/lib/linux-kbuild-* -type f -perm -u+x -print0)
 if [ ${#newer[@]} -gt 0 ]; then
 	say "${#newer[@]} kbuild programs need a newer glibc than $host_glibc: using $suite's"
-	# shellcheck disable=SC2086
-	(cd "$base/debs" && apt-get $opts -q download libc6 libelf1t64 zlib1g libzstd1 >/dev/null)
+	barmap_apt download "$base/apt" libc6 libelf1t64 zlib1g libzstd1 --to "$base/debs" >/dev/null
 	mkdir -p "$root/hostlibs"
 	for deb in "$base"/debs/libc6_*.deb "$base"/debs/libelf*.deb "$base"/debs/zlib1g_*.deb \
 		"$base"/debs/libzstd1_*.deb; do

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build qemu-system-x86_64 with the barmap device from the distribution's QEMU source.
+# Build qemu-system-x86_64 (or, with GUEST_ARCH=arm64, qemu-system-aarch64) with the
+# barmap device from the distribution's QEMU source.
 #
-#   scripts/qemu.sh [SUITE [FLAVOR]]
+#   [GUEST_ARCH=arm64] scripts/qemu.sh [SUITE [FLAVOR]]
 #
 #   SUITE: bookworm (QEMU 7.2, default) or trixie (QEMU 10.0)
 #   FLAVOR: plain (default); asan (ASan + UBSan, gcc); fuzz (clang, libFuzzer,
@@ -9,9 +10,11 @@
 #
 # Everything heavy lives in the cache, in QEMU_DIR (scripts/paths.sh):
 #   QEMU_DIR/apt     private apt state (harness/barmap/build/apt.py)
-#   QEMU_DIR/src     `apt-get source qemu`, Debian's patches applied
+#   QEMU_DIR/src     the qemu source package, Debian's patches applied
 #   QEMU_DIR/build   the build (build-asan, build-fuzz for the other flavors);
-#                    the binary is QEMU_BIN
+#                    the binary is QEMU_BIN.  arm64: build-aarch64 (build-aarch64-asan)
+#                    from the same src; on virt the device comes with TEST_DEVICES,
+#                    which ARM_VIRT implies, as q35 and pc do
 # qemu-device/patches/SUITE/*.patch are applied to src (patch_qemu).
 # The device is copied into src/hw/misc (only files whose content changed, so
 # ninja rebuilds just barmap.o) and hooked into hw/misc/{Kconfig,meson.build,trace-events}.
@@ -28,23 +31,19 @@ build=$QEMU_BUILD
 
 tag=$suite
 [ "$flavor" = plain ] || tag="$suite $flavor"
+[ "$QEMU_TARGET" = x86_64 ] || tag="$tag $QEMU_TARGET"
 
 say() { printf 'barmap qemu[%s]: %s\n' "$tag" "$*" >&2; }
 
 fetch() {
 	[ -f "$src/.barmap-fetched" ] && return 0
-	say "fetching the QEMU source package (apt-get source, private apt state)"
-	python3 "$top/harness/barmap/build/apt.py" "$base/apt" "$suite" >/dev/null
-	# shellcheck disable=SC2046
-	apt-get $(cat "$base/apt/apt-opts") -q update >/dev/null
+	say "fetching the QEMU source package (private apt state)"
+	local got
+	barmap_apt state "$base/apt" "$suite" >/dev/null
+	barmap_apt update "$base/apt"
 	rm -rf "$base/dl" "$src"
-	mkdir -p "$base/dl"
-	# shellcheck disable=SC2046
-	(cd "$base/dl" && apt-get $(cat "$base/apt/apt-opts") -q source qemu >/dev/null)
-	local dir
-	dir=$(find "$base/dl" -mindepth 1 -maxdepth 1 -type d -name 'qemu-*' | head -n1)
-	[ -n "$dir" ] || { say "apt-get source produced no qemu-* tree"; exit 1; }
-	mv "$dir" "$src"
+	got=$(barmap_apt source "$base/apt" qemu --to "$base/dl")
+	mv "${got#* }" "$src"
 	rm -rf "$base/dl"
 	touch "$src/.barmap-fetched"
 }
@@ -128,7 +127,7 @@ host_python() {
 
 configure() {
 	[ -f "$build/build.ninja" ] && return 0
-	say "configuring (x86_64-softmmu, minimal features)"
+	say "configuring ($QEMU_TARGET-softmmu, minimal features)"
 	local pyopt extra=()
 	pyopt=$(host_python)
 	# ASan + UBSan: one configure switch up to QEMU 8.0, two meson options after
@@ -138,11 +137,14 @@ configure() {
 	asan) extra=("${san[@]}") ;;
 	fuzz) extra=(--cc=clang-14 --cxx=clang++-14 --enable-fuzzing "${san[@]}") ;;
 	esac
+	# KVM runs a guest of the host's own architecture only
+	local kvm=--enable-kvm
+	[ "$QEMU_TARGET" = "$(uname -m)" ] || kvm=--disable-kvm
 	mkdir -p "$build"
 	# shellcheck disable=SC2086
-	(cd "$build" && "$src/configure" $pyopt "${extra[@]}" --target-list=x86_64-softmmu \
+	(cd "$build" && "$src/configure" $pyopt "${extra[@]}" --target-list="$QEMU_TARGET-softmmu" \
 		--firmwarepath="${FIRMWARE_DIRS// /:}" \
-		--without-default-features --enable-slirp --enable-kvm --enable-tcg \
+		--without-default-features --enable-slirp $kvm --enable-tcg \
 		--enable-fdt=system --disable-install-blobs --disable-docs \
 		--disable-werror >"$build/configure.log" 2>&1) ||
 		{ tail -n 30 "$build/configure.log" >&2; exit 1; }

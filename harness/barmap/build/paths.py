@@ -98,12 +98,12 @@ def _flavor(what: str, given: str | None, env: str, choices: tuple[str, ...]) ->
     """``given``, else ``$env``, else the first choice; anything else is a ValueError."""
     value = given or _env(env) or choices[0]
     if value not in choices:
-        raise ValueError(f"{what} flavor {value!r} is not one of {', '.join(choices)}")
+        raise ValueError(f"{what} {value!r} is not one of {', '.join(choices)}")
     return value
 
 
 def qemu_flavor(flavor: Opt = None) -> str:
-    return _flavor("QEMU", flavor, "BARMAP_QEMU_FLAVOR", QEMU_FLAVORS)
+    return _flavor("QEMU flavor", flavor, "BARMAP_QEMU_FLAVOR", QEMU_FLAVORS)
 
 
 def guest_arch(arch: Opt = None) -> str:
@@ -146,7 +146,7 @@ def qemu_binary(suite: Opt = None, cache: Opt = None, flavor: Opt = None, arch: 
 
 
 def kernel_flavor(flavor: Opt = None) -> str:
-    return _flavor("kernel", flavor, "BARMAP_KERNEL_FLAVOR", KERNEL_FLAVORS)
+    return _flavor("kernel flavor", flavor, "BARMAP_KERNEL_FLAVOR", KERNEL_FLAVORS)
 
 
 def timeout_scale() -> float:
@@ -285,6 +285,8 @@ def main(argv: list[str]) -> int:
         )
         if values["GUEST_ARCH"] != GUEST_ARCHS[0] and values["KERNEL_FLAVOR"] != "distro":
             raise ValueError(f"GUEST_ARCH={values['GUEST_ARCH']} has the distro kernel only")
+        if values["GUEST_ARCH"] != GUEST_ARCHS[0] and values["QEMU_FLAVOR"] == "fuzz":
+            raise ValueError("the fuzz flavor is x86_64 only")
     except ValueError as exc:
         print(f"paths.py: {exc}", file=sys.stderr)
         return 2

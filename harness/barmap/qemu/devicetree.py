@@ -11,11 +11,12 @@ compiled again:
   driver's coherent buffers come from it;
 * ``PCIE/pci@1,0/barmap@0,0``: the device behind the root port at 00:01.0.
 
-Standard library only, so ``scripts/boot-arm64.sh`` runs it too::
+Standard library only, so ``scripts/boot-arm64.sh`` runs it too, before any venv::
 
-    python3 harness/barmap/qemu/devicetree.py OUT.dtb RESERVED POOL QEMU -M virt,... [...]
+    PYTHONPATH=harness python3 -m barmap.qemu.devicetree OUT.dtb QEMU -M virt,... [...]
 
-(RESERVED and POOL as ADDR:SIZE, hex.)
+(the regions: barmap.config's VIRT_RESERVATION and DT_POOL, or BARMAP_DT_RESERVED and
+BARMAP_DT_POOL as ADDR:SIZE, hex).
 """
 
 from __future__ import annotations
@@ -114,12 +115,20 @@ def _region(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 4:
-        print(__doc__.strip().splitlines()[-3].strip(), file=sys.stderr)
+    import os
+
+    from barmap.config import DT_POOL, VIRT_RESERVATION
+
+    if len(argv) < 3:
+        print("usage: devicetree OUT.dtb QEMU -M virt,... [...]", file=sys.stderr)
         return 2
-    out, reserved, pool, qemu, *machine = argv
+    out, qemu, *machine = argv
+    env = os.environ.get
     try:
-        print(virt_dtb(qemu, machine, Path(out), _region(reserved), _region(pool)))
+        reserved = _region(env("BARMAP_DT_RESERVED") or
+                           f"{VIRT_RESERVATION.base:x}:{VIRT_RESERVATION.size:x}")  # fmt: skip
+        pool = _region(env("BARMAP_DT_POOL") or f"{DT_POOL.base:x}:{DT_POOL.size:x}")
+        print(virt_dtb(qemu, machine, Path(out), reserved, pool))
     except (DeviceTreeError, ValueError) as exc:
         print(f"devicetree: {exc}", file=sys.stderr)
         return 1
