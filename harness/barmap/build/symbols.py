@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import mmap
-import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 import urllib.error
@@ -37,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from barmap.build import paths
+from barmap.build import apt, paths
 from barmap.build.deb import SOURCE_STAMP, extract_source, extract_vmlinux, series
 from barmap.build.fetch import FetchError, Package, download, locked, mb
 
@@ -87,53 +85,31 @@ def banner_version(image: Path, kver: str) -> str | None:
     return None
 
 
-def apt_opts(suite: str | None = None, cache: str | None = None) -> list[str]:
-    """The apt-get options of the suite's private apt state (harness/barmap/build/apt.py,
-    made by scripts/kernel.sh; made here if it is missing)."""
-    state = paths.kernel_dir(suite, cache) / "apt"
-    opts = state / "apt-opts"
-    if not opts.is_file():
-        script = paths.REPO_ROOT / "harness" / "barmap" / "build" / "apt.py"
-        r = subprocess.run(
-            [sys.executable, str(script), str(state), paths.kernel_suite(suite)],
-            stdout=subprocess.DEVNULL,
-        )
-        if r.returncode or not opts.is_file():
-            raise SymbolsError(f"cannot set up the private apt state in {state}")
-    return opts.read_text().split()
+def apt_state(suite: str | None = None, cache: str | None = None) -> Path:
+    """The suite's private apt state (harness/barmap/build/apt.py; made by scripts/kernel.sh,
+    here if it is missing)."""
+    directory = paths.kernel_dir(suite, cache) / "apt"
+    if not (directory / "apt-opts").is_file():
+        try:
+            apt.state(directory, paths.kernel_suite(suite))
+        except apt.AptError as exc:
+            raise SymbolsError(str(exc)) from None
+    return directory
 
 
-def _apt_env() -> dict[str, str]:
-    return {**os.environ, "LC_ALL": "C"}
-
-
-def apt_update(opts: list[str], log: Path) -> None:
-    """``apt-get update`` on the private state, as scripts/kernel.sh does."""
-    with log.open("w") as out:
-        r = subprocess.run(
-            ["apt-get", *opts, "-q", "update"], stdout=out, stderr=out, env=_apt_env()
-        )
-    if r.returncode:
-        raise SymbolsError(f"cannot reach the archive (apt-get update failed: see {log})")
-
-
-def candidate_version(opts: list[str], package: str) -> str | None:
+def candidate_version(directory: Path, package: str) -> str | None:
     """apt's candidate version of ``package`` in the private state, or None."""
-    r = subprocess.run(
-        ["apt-cache", *opts, "show", "--no-all-versions", package],
-        capture_output=True,
-        text=True,
-        env=_apt_env(),
-    )
-    m = re.search(r"^Version: (\S+)", r.stdout, re.M)
-    return m.group(1) if r.returncode == 0 and m else None
+    try:
+        return apt.version(directory, package)
+    except (apt.AptError, KeyError):
+        return None
 
 
 _URI_LINE = re.compile(r"^'(?P<uri>[^']+)' (?P<file>\S+) (?P<size>\d+) (?P<hash>\S+)")
 
 
 def parse_print_uris(text: str) -> list[Package]:
-    """The packages of ``apt-get download --print-uris`` output:
+    """The packages of apt's ``download --print-uris`` output (apt.print_uris):
     ``'URI' NAME_VERSION_ARCH.deb SIZE SHA256:HEX`` lines."""
     out = []
     for line in text.splitlines():
@@ -150,19 +126,13 @@ def parse_print_uris(text: str) -> list[Package]:
     return out
 
 
-def query_packages(specs: list[str], opts: list[str]) -> list[Package]:
+def query_packages(specs: list[str], directory: Path) -> list[Package]:
     """URI, size and SHA256 of each ``NAME[=VERSION]`` in ``specs``, in that order
     (the apt lists as they are: no update)."""
-    r = subprocess.run(
-        ["apt-get", *opts, "-q", "download", "--print-uris", *specs],
-        capture_output=True,
-        text=True,
-        env=_apt_env(),
-    )
-    if r.returncode:
-        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-        raise SymbolsError(lines[-1] if lines else f"apt-get exited with {r.returncode}")
-    found = {p.name: p for p in parse_print_uris(r.stdout)}
+    try:
+        found = {p.name: p for p in parse_print_uris(apt.print_uris(directory, specs))}
+    except apt.AptError as exc:
+        raise SymbolsError(str(exc)) from None
     names = [s.partition("=")[0] for s in specs]
     missing = [n for n in names if n not in found]
     if missing:
@@ -173,18 +143,20 @@ def query_packages(specs: list[str], opts: list[str]) -> list[Package]:
 def resolve_packages(
     specs: list[str], suite: str | None = None, cache: str | None = None
 ) -> list[Package]:
-    """query_packages on the suite's private apt state, after an ``apt-get update``
-    when the lists as they are do not have them."""
-    opts = apt_opts(suite, cache)
+    """query_packages on the suite's private apt state, after an update when the lists as
+    they are do not have them."""
+    directory = apt_state(suite, cache)
     try:
-        return query_packages(specs, opts)
+        return query_packages(specs, directory)
     except SymbolsError:
         pass
-    state = paths.kernel_dir(suite, cache) / "apt"
-    print(f"{PROG}: refreshing the package lists ({state})", file=sys.stderr)
-    apt_update(opts, state / "update.log")
+    print(f"{PROG}: refreshing the package lists ({directory})", file=sys.stderr)
     try:
-        return query_packages(specs, opts)
+        apt.update(directory)
+    except apt.AptError as exc:
+        raise SymbolsError(f"cannot reach the archive: {exc}") from None
+    try:
+        return query_packages(specs, directory)
     except SymbolsError as exc:
         raise SymbolsError(
             f"the archive has no {' '.join(specs)} ({exc}); if the cached kernel is no "
@@ -202,7 +174,7 @@ def kernel_version(suite: str | None = None, cache: str | None = None) -> str | 
         version = banner_version(Path(env["VMLINUX"]), kver)
         if version:
             return version
-    return candidate_version(apt_opts(suite, cache), f"linux-image-{kver}")
+    return candidate_version(apt_state(suite, cache), f"linux-image-{kver}")
 
 
 # ---------------------------------------------------------------------------
