@@ -345,10 +345,10 @@ static int explain(int pid, uint64_t addr, bool pid_mode, uint64_t phys, bool ex
 			      " reservation holds it (a memmap= that did not take, mem= too large)");
 	}
 	if (firmware_type(phys, type, sizeof(type)) < 0)
-		unknown("the firmware's memory map", "no /sys/firmware/memmap");
+		unknown("the firmware's memory map", "no /sys/firmware/memmap, no device tree");
 	else
 		fact("firmware", "%s", type[0] ? type : "no entry");
-	if (!strcmp(type, "System RAM")) {
+	if (!strcmp(type, "System RAM") || !strncmp(type, "reserved-memory ", 16)) {
 		if (!pid_mode && devmem_sample(phys, sample, 16) == -EPERM)
 			return finish("strict-devmem", "reserved RAM a driver holds: /dev/mem refuses it");
 		return finish("ok", "RAM the firmware has and the kernel left alone (a reservation)");

@@ -152,6 +152,84 @@ bool iomem_has(const struct iomem_path *p, const char *name)
 	return false;
 }
 
+/* a big-endian cell array of a device-tree property; cells read, or -errno */
+static int dt_cells(const char *path, uint32_t *cells, int max)
+{
+	unsigned char buf[256];
+	ssize_t len;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), i;
+
+	if (fd < 0)
+		return -errno;
+	len = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (len < 0)
+		return -errno;
+	for (i = 0; i < max && (i + 1) * 4 <= len; i++)
+		cells[i] = (uint32_t)buf[4 * i] << 24 | buf[4 * i + 1] << 16 |
+			   buf[4 * i + 2] << 8 | buf[4 * i + 3];
+	return i;
+}
+
+static uint64_t dt_number(const uint32_t *c, int n)
+{
+	return n == 2 ? (uint64_t)c[0] << 32 | c[1] : c[0];
+}
+
+/* whether phys lies in a reg of the nodes DIR/PREFIX* (#address/#size-cells of DIR) */
+static bool dt_reg_has(const char *dir, const char *prefix, uint64_t phys, char *name,
+		       size_t n)
+{
+	char path[400];
+	uint32_t ac = 2, sc = 2, c[64];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	bool hit = false;
+	int k, i;
+
+	if (!d)
+		return false;
+	snprintf(path, sizeof(path), "%s/#address-cells", dir);
+	if (dt_cells(path, c, 1) == 1)
+		ac = c[0];
+	snprintf(path, sizeof(path), "%s/#size-cells", dir);
+	if (dt_cells(path, c, 1) == 1)
+		sc = c[0];
+	while (!hit && (e = readdir(d))) {
+		if (strncmp(e->d_name, prefix, strlen(prefix)) || ac > 2 || sc > 2)
+			continue;
+		snprintf(path, sizeof(path), "%s/%.64s/reg", dir, e->d_name);
+		k = dt_cells(path, c, 64);
+		for (i = 0; k > 0 && i + (int)(ac + sc) <= k; i += ac + sc) {
+			uint64_t base = dt_number(c + i, ac), size = dt_number(c + i + ac, sc);
+
+			if (phys >= base && phys - base < size) {
+				snprintf(name, n, "%.64s", e->d_name);
+				hit = true;
+				break;
+			}
+		}
+	}
+	closedir(d);
+	return hit;
+}
+
+#define DT_BASE "/sys/firmware/devicetree/base"
+
+/* a machine with a device tree (arm64): its memory nodes, and reserved-memory's */
+static int dt_firmware_type(uint64_t phys, char *type, size_t n)
+{
+	char node[80];
+
+	if (access(DT_BASE, F_OK))
+		return -ENOENT;
+	if (dt_reg_has(DT_BASE "/reserved-memory", "", phys, node, sizeof(node)))
+		snprintf(type, n, "reserved-memory %s (device tree)", node);
+	else if (dt_reg_has(DT_BASE, "memory", phys, node, sizeof(node)))
+		snprintf(type, n, "System RAM");
+	return 0;
+}
+
 int firmware_type(uint64_t phys, char *type, size_t n)
 {
 	char path[300], buf[64];
@@ -160,7 +238,7 @@ int firmware_type(uint64_t phys, char *type, size_t n)
 
 	type[0] = 0;
 	if (!d)
-		return -errno;
+		return dt_firmware_type(phys, type, n);
 	while ((e = readdir(d))) {
 		uint64_t s, end;
 

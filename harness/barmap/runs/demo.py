@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from barmap.guest import checks
 from barmap.guest.machine import Machine
 
-# in the PCI window, in no BAR: where the question's remap_pfn_range() read nothing
-NOTHING_THERE = 0x80000000
+# in the PCI window, in no BAR: where the question's remap_pfn_range() read nothing (x86:
+# 0x00 from QEMU's unassigned memory; virt: all-ones from the PCIe host's 32-bit window)
+NOTHING_THERE = {"x86_64": 0x80000000, "arm64": 0x3E000000}
 PCI_COMMAND = 0x04
 
 
@@ -70,7 +71,8 @@ def failures(vm: Machine) -> list[Row]:
     r = vm.config.reservation
     normal = f"reserved_base={r.base:#x} reserved_size={r.size:#x}" if r else ""
     # remap_pfn_range() of an address nothing decodes: the mmap "works"
-    checks.reload_module(vm, f"reserved_base={NOTHING_THERE:#x} reserved_size=0x100000")
+    nothing = NOTHING_THERE[vm.config.arch]
+    checks.reload_module(vm, f"reserved_base={nothing:#x} reserved_size=0x100000")
     rows.append(_failure(vm, "nothing decodes it", "reserved-remap", "nothing-decodes"))
     checks.reload_module(vm, normal)
     # a dead link: BARs and config space answer all-ones
