@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -102,4 +103,4 @@ def test_a_kernel_report_fails_a_command_that_passed(
             for _ in range(40):  # the dump may still be reaching the console
                 vm.run("sleep 0.5")
         assert info.value.marker == "call-trace"
-        assert "Call Trace:" in info.value.excerpt
+        assert re.search(r"Call [Tt]race:", info.value.excerpt)  # x86's, arm64's
