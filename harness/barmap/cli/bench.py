@@ -21,12 +21,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     config = options.config(args)
     log_dir = options.log_dir(args, "bench")
-    # each way this kernel can boot: the distro kernel's PVH vmlinux and its bzImage
-    boots = [args.boot] if args.boot or args.kernel else ["pvh", "bzimage"]
+    # each way this kernel can boot: x86's PVH vmlinux and bzImage; arm64's one Image
+    x86 = config.arch == "x86_64"
+    boots = [args.boot] if args.boot or args.kernel or not x86 else ["pvh", "bzimage"]
     configs = {}
     for boot in boots:
         try:
-            art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, boot)
+            art = find_artifacts(args.suite, args.qemu, args.kernel, args.initrd, boot,
+                                 args.arch)  # fmt: skip
         except BarmapError as exc:
             print(f"barmap bench: no {boot} boot: {exc}", file=sys.stderr)
             continue
