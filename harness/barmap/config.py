@@ -52,7 +52,9 @@ class Reservation:
     size: int = 16 << 20
 
 
-# virt's: at the top of a 1 GiB guest's RAM, below its shared-dma-pool (DT_POOL)
+# x86's (memmap=), the default; virt's at the top of a 1 GiB guest's RAM, below its
+# shared-dma-pool (DT_POOL)
+DEFAULT_RESERVATION = Reservation()
 VIRT_RESERVATION = Reservation(base=0x7E000000)
 # the shared-dma-pool the device's node names in memory-region on virt (its coherent buffers)
 DT_POOL = Reservation(base=0x7C000000, size=32 << 20)
@@ -66,12 +68,14 @@ class MachineConfig:
     accel: Accel = "auto"
     memory_mb: int = 1024
     smp: int = 1
-    machine: MachineType = DEFAULT_MACHINE
+    # None: the QEMU binary's (virt for qemu-system-aarch64, else q35)
+    machine: MachineType = None  # type: ignore[assignment]
     # an emulated IOMMU (q35's intel-iommu, the kernel's intel_iommu=on): the DMA API
     # maps through it, and vfio-pci can take a device
     iommu: bool = False
     devices: tuple[BarmapDevice, ...] = (BarmapDevice(),)
-    reservation: Reservation | None = Reservation()
+    # the default is the machine's: memmap= on x86, the device tree's on virt
+    reservation: Reservation | None = DEFAULT_RESERVATION
     # boot parameters the kernel's own build asks for (kernel.env's APPEND=, e.g. the debug
     # kernel's); before ``append``, so the user's word wins
     kernel_args: tuple[str, ...] = ()
@@ -93,6 +97,13 @@ class MachineConfig:
     timeout_scale: float = 1.0
     firmware_dirs: tuple[str, ...] = FIRMWARE_DIRS
 
+    def __post_init__(self) -> None:
+        if self.machine is None:
+            virt = "aarch64" in Path(self.qemu).name
+            object.__setattr__(self, "machine", "virt" if virt else DEFAULT_MACHINE)
+        if self.machine == "virt" and self.reservation is DEFAULT_RESERVATION:
+            object.__setattr__(self, "reservation", VIRT_RESERVATION)
+
     @property
     def arch(self) -> str:
         return MACHINE_ARCH.get(self.machine, "x86_64")
@@ -106,8 +117,6 @@ class MachineConfig:
             fields["machine"] = ARCH_MACHINE[art.arch]
         if MACHINE_ARCH.get(fields["machine"], art.arch) != art.arch:
             raise ConfigError(f"machine {fields['machine']} is not an {art.arch} machine")
-        if fields["machine"] == "virt":
-            fields.setdefault("reservation", VIRT_RESERVATION)
         return cls(qemu=art.qemu, kernel=art.kernel, initrd=art.initrd,
                    kernel_args=art.kernel_args, **fields)  # fmt: skip
 

@@ -199,11 +199,13 @@ def qemu_version(qemu: Path) -> str:
     return out.splitlines()[0] if out else ""
 
 
-def atlas_configs(base: MachineConfig) -> tuple[MachineConfig, MachineConfig]:
-    """(the guest for the driver's rows, the guest with intel-iommu for vfio-pci's)."""
+def atlas_configs(base: MachineConfig) -> tuple[MachineConfig, MachineConfig | None]:
+    """(the guest for the driver's rows, the guest with intel-iommu for vfio-pci's: q35's,
+    so None on virt, where vfio's row says n/a)."""
     devices = (BarmapDevice(id="barmap0"), BarmapDevice(id=REF_ID))
-    direct = dataclasses.replace(base, machine="q35", iommu=False, devices=devices)
-    return direct, dataclasses.replace(direct, iommu=True)
+    machine = "q35" if base.arch == "x86_64" else base.machine
+    direct = dataclasses.replace(base, machine=machine, iommu=False, devices=devices)
+    return direct, dataclasses.replace(direct, iommu=True) if machine == "q35" else None
 
 
 def run(
@@ -222,7 +224,7 @@ def run(
         if not plan.rows or main_rows != ["all"]:
             jobs.append((direct, Pass(suite, False, main_rows)))
         vfio_rows = [r for r in IOMMU_ROWS if not plan.rows or r in plan.rows]
-        if vfio_rows:
+        if vfio_rows and iommu is not None:
             jobs.append((iommu, Pass(suite, True, vfio_rows)))
     t0 = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -241,9 +243,13 @@ def run(
     rows_meta, scenarios_meta = done[0][1], done[0][2]
     cells: list[dict[str, Any]] = []
     qemu = {suite: qemu_version(cfg.qemu) for suite, cfg in configs.items()}
+    machines = {suite: atlas_configs(cfg)[0].machine for suite, cfg in configs.items()}
+    iommu_suites = {p.suite for p, _, _ in done if p.iommu}
     for p, _, _ in done:
-        # a pass's own rows only: the driver guest's vfio cells say n/a, the iommu one's are real
-        mine = [c for c in p.cells if p.iommu == (c["row"] in IOMMU_ROWS)]
+        # a pass's own rows only: the driver guest's vfio cells say n/a, the iommu one's are
+        # real (a suite without an iommu pass, on virt, keeps the n/a ones)
+        alone = p.suite not in iommu_suites
+        mine = [c for c in p.cells if p.iommu == (c["row"] in IOMMU_ROWS) or alone]
         for c in mine:
             c["qemu"] = qemu[p.suite]
         cells.extend(mine)
@@ -258,7 +264,7 @@ def run(
                 "iommu": p.iommu,
                 "seconds": p.seconds,
                 "qemu": qemu[p.suite],
-                "machine": "q35",
+                "machine": machines[p.suite],
                 "accel": p.accel,
             }
             for p, _, _ in done
