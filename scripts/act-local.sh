@@ -9,7 +9,7 @@
 #   JOB          a job id of the repository's .github/workflows
 #   KEY:VALUE    only the matrix entries whose matrix.KEY is VALUE (act's --matrix)
 #   --repo DIR   another repository (default: this one); its `uses: OWNER/barmap@REF`
-#                steps get this tree's HEAD
+#                steps and its actions/checkout of OWNER/barmap get this tree's HEAD
 #   --event      the triggering event (default workflow_dispatch when the workflow has it,
 #                else push)
 #   --env        a variable for the job's steps (FUZZ_RUNS=2000: a short fuzz job)
@@ -58,20 +58,80 @@ tools() {
 }
 
 # the pinned actions: from GitHub when it answers, else the local trees (../shared/github-actions);
-# in another repository, OWNER/barmap@REF is this tree's HEAD
+# in another repository, OWNER/barmap@REF is this tree's HEAD, and so is an actions/checkout of
+# OWNER/barmap (barmap checked out beside the project, its action used by path)
 actions() {
-	local a ref trees=${BARMAP_ACTIONS:-$top/../shared/github-actions}
+	local a ref standin='' n=${#args[@]} trees=${BARMAP_ACTIONS:-$top/../shared/github-actions}
+	if [ "$repo" != "$top" ]; then
+		git clone -q "$top" "$dir/work/barmap-action"
+		while read -r ref; do
+			args+=(--local-repository "$ref=$dir/work/barmap-action")
+		done < <(grep -rhoE 'uses: *[^ ]+/barmap@[^ ]+' "$work/.github" | sed 's/uses: *//' | sort -u)
+		# `repository:` naming barmap (a literal or an expression's default): act checks out
+		# only the repository being run by itself, so actions/checkout is stood in for
+		if grep -rqsE '^ *repository: .*barmap' "$work/.github"; then
+			checkout_standin "$dir/work/checkout-standin"
+			standin=1
+			while read -r ref; do
+				args+=(--local-repository "$ref=$dir/work/checkout-standin")
+			done < <(grep -rhoE 'uses: *actions/checkout@[^ ]+' "$work/.github" | sed 's/uses: *//' | sort -u)
+		fi
+	fi
 	if ! timeout 10 git ls-remote -q https://github.com/actions/checkout HEAD >/dev/null 2>&1; then
 		for a in "$trees"/*@*; do
-			[ ! -d "$a" ] || args+=(--local-repository "actions/${a##*/}=$a")
+			[ ! -d "$a" ] || [[ -n $standin && ${a##*/} == checkout@* ]] ||
+				args+=(--local-repository "actions/${a##*/}=$a")
 		done
-		[ ${#args[@]} -gt 0 ] || die "GitHub cannot be reached and $trees holds no actions"
+		[ ${#args[@]} -gt "$n" ] || die "GitHub cannot be reached and $trees holds no actions"
 	fi
-	[ "$repo" != "$top" ] || return 0
-	git clone -q "$top" "$dir/work/barmap-action"
-	while read -r ref; do
-		args+=(--local-repository "$ref=$dir/work/barmap-action")
-	done < <(grep -rhoE 'uses: *[^ ]+/barmap@[^ ]+' "$work/.github" | sed 's/uses: *//' | sort -u)
+}
+
+# The stand-in for actions/checkout in another repository's job (act runs it in place of the
+# pinned commit): a checkout of OWNER/barmap, whatever its ref, is this tree's HEAD copied to
+# its `path`, as act copies the repository being run (whose checkouts act skips before any
+# action runs); a checkout of any other repository fails, naming it.
+checkout_standin() {
+	local d=$1 commit
+	commit=$(git -C "$top" rev-parse HEAD)
+	mkdir -p "$d"
+	git clone -q "$top" "$d/barmap"
+	cat >"$d/action.yml" <<-EOF
+		name: checkout (act-local's stand-in)
+		description: a checkout of OWNER/barmap is barmap's HEAD (scripts/act-local.sh --repo)
+		inputs:
+		  repository: {default: '\${{ github.repository }}'}
+		  ref: {default: ''}
+		  path: {default: ''}
+		  token: {default: ''}
+		  persist-credentials: {default: 'true'}
+		  fetch-depth: {default: '1'}
+		  clean: {default: 'true'}
+		  submodules: {default: 'false'}
+		outputs:
+		  ref: {value: '\${{ steps.copy.outputs.ref }}'}
+		  commit: {value: '\${{ steps.copy.outputs.commit }}'}
+		runs:
+		  using: composite
+		  steps:
+		    - id: copy
+		      name: act-local's checkout stand-in (OWNER/barmap is ${commit:0:12})
+		      shell: bash
+		      env:
+		        REPOSITORY: \${{ inputs.repository }}
+		        REF: \${{ inputs.ref }}
+		        DEST: \${{ github.workspace }}/\${{ inputs.path }}
+		      run: |
+		        case \$REPOSITORY in
+		        */barmap) ;;
+		        *) echo "::error::act-local stands in for checkouts of barmap only, not of \$REPOSITORY (that one needs GitHub)"; exit 1 ;;
+		        esac
+		        echo "act-local: \$REPOSITORY@\${REF:-its default branch} is barmap's HEAD, $commit (scripts/act-local.sh --repo)"
+		        if [ "\$DEST" != "\$GITHUB_WORKSPACE/" ]; then rm -rf "\$DEST"; fi
+		        mkdir -p "\$DEST"
+		        cp -a "\$GITHUB_ACTION_PATH/barmap/." "\$DEST/"
+		        echo "ref=\${REF:-main}" >>"\$GITHUB_OUTPUT"
+		        echo "commit=$commit" >>"\$GITHUB_OUTPUT"
+	EOF
 }
 
 main() {
