@@ -162,17 +162,26 @@ pack() { (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"
 ssh_out=${out%.cpio}-ssh.cpio
 rm -f "$ssh_out"
 dropbear=$userland/usr/sbin/dropbear
-# the libraries of another architecture's dropbear: its NEEDED ones and its loader, from USERLAND
+# the libraries of another architecture's dropbear: its loader and its NEEDED ones, theirs
+# too (libtomcrypt pulls libtommath and libgmp), from USERLAND; each once
 foreign_libs() {
-	local lib found d
+	local lib found d elf seen=" " todo=$1
 	readelf -lW "$1" | sed -n 's/.*program interpreter: \(.*\)]/\1/p'
-	for lib in $(readelf -dW "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
-		found=
-		for d in lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu; do
-			[ -e "$userland/$d/$lib" ] && found=/$d/$lib && break
+	while [ -n "$todo" ]; do
+		elf=${todo%% *}
+		todo=${todo#"$elf"}
+		todo=${todo# }
+		for lib in $(readelf -dW "$elf" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+			case $seen in *" $lib "*) continue ;; esac
+			seen="$seen$lib "
+			found=
+			for d in lib/aarch64-linux-gnu usr/lib/aarch64-linux-gnu; do
+				[ -e "$userland/$d/$lib" ] && found=/$d/$lib && break
+			done
+			[ -n "$found" ] || { echo "initramfs: $lib (of $elf) is not in $userland" >&2; exit 1; }
+			echo "$found"
+			todo="$todo${todo:+ }$userland$found"
 		done
-		[ -n "$found" ] || { echo "initramfs: $lib (of $1) is not in $userland" >&2; exit 1; }
-		echo "$found"
 	done
 }
 if [ -x "$dropbear" ]; then
