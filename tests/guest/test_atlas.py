@@ -19,7 +19,13 @@ from barmap.build.paths import kernel_suite
 from barmap.config import MachineConfig
 from barmap.runs import atlas
 
-pytestmark = pytest.mark.guest
+X86_ONLY = pytest.mark.x86_only(
+    "its expected table is x86's (PAT cache modes, intel-iommu for vfio)"
+)
+pytestmark = [
+    pytest.mark.guest,
+    X86_ONLY,
+]
 
 CYCLES = min(50 if soak() else 10, race_cycles())
 

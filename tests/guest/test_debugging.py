@@ -20,7 +20,12 @@ from barmap.build.paths import timeout_scale
 from barmap.build.symbols import symbols_vmlinux
 from barmap.config import MachineConfig
 
-pytestmark = pytest.mark.guest
+pytestmark = [
+    pytest.mark.guest,
+    pytest.mark.x86_only(
+        "the host's gdb debugs x86_64 guests (gdb-multiarch is not installed here)"
+    ),
+]
 
 PROMPT = "barmap# "
 # stepi after stepi in barmap_init and what it calls (each moves %rip, or %rcx for one

@@ -25,6 +25,7 @@ from barmap.guest import checks
 from barmap.guest.checks import parse_kv
 from barmap.guest.machine import Machine
 
+X86_ONLY = pytest.mark.x86_only("memmap= and x86 QEMU's unassigned memory reading 0x00")
 pytestmark = pytest.mark.guest
 
 PAGE = 4096
@@ -186,6 +187,7 @@ def test_cross_path_both_directions(barmap_vm: Machine) -> None:
 # -- 3. the seed question: reserved RAM, nothing decoding, a dead link --------------
 
 
+@X86_ONLY
 def test_memmap_reserved_ram_reads_back_what_was_written(barmap_vm: Machine) -> None:
     vm = barmap_vm
     r = vm.config.reservation
@@ -204,6 +206,7 @@ def test_memmap_reserved_ram_reads_back_what_was_written(barmap_vm: Machine) -> 
     assert vm.qmp.read_phys(r.base, r.size) == checks.pattern(r.size, seed)
 
 
+@X86_ONLY
 def test_region_nothing_decodes_reads_zero_and_the_tool_says_so(barmap_vm: Machine) -> None:
     vm = barmap_vm
     # nothing there: not RAM, no BAR, QEMU reads zeros

@@ -13,6 +13,7 @@ from barmap.guest import checks
 from barmap.guest.machine import Machine
 from barmap.qemu.accel import wants_huge_pages
 
+X86_ONLY = pytest.mark.x86_only("x86's TCG CPU model (ERMS, FSRM, SMEP, SMAP)")
 pytestmark = pytest.mark.guest
 
 
@@ -67,6 +68,7 @@ def test_qemu_keeps_huge_pages_only_where_they_pay(barmap_vm: Machine) -> None:
     assert f"THP_enabled:\t{int(wants_huge_pages(barmap_vm.accel))}" in status
 
 
+@X86_ONLY
 def test_a_tcg_guest_copies_without_rep_strings_and_keeps_max_protections(
     barmap_vm: Machine,
 ) -> None:

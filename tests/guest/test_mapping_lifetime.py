@@ -51,6 +51,9 @@ def _assert_no_memtype_left(vm: Machine) -> None:
     assert "invalid memtype" not in vm.run("dmesg", check=True).output
 
 
+@pytest.mark.x86_only(
+    "x86's PAT memtype list; arm64 keeps a mapping's attributes in its PTE (MAIR index)"
+)
 def test_uc_mapping_is_refused_while_wc_is_in_force(barmap_vm: Machine) -> None:
     """Issue 9 case 3: a UC request never silently gets another holder's WC."""
     vm = barmap_vm
@@ -74,6 +77,9 @@ def test_uc_mapping_is_refused_while_wc_is_in_force(barmap_vm: Machine) -> None:
     assert status == 0, out
 
 
+@pytest.mark.x86_only(
+    "x86's PAT memtype list; arm64 keeps a mapping's attributes in its PTE (MAIR index)"
+)
 def test_partial_munmap_leaves_no_memtype_behind(barmap_vm: Machine) -> None:
     """Issue 9 case 4: partial munmap / mremap shrink, then WC still gets WC."""
     vm = barmap_vm
@@ -208,6 +214,9 @@ def test_sysfs_remove_while_mapped(barmap_vm: Machine) -> None:
 # -- the cache mode the page attributes record -------------------------------
 
 
+@pytest.mark.x86_only(
+    "x86's PAT memtype list; arm64 keeps a mapping's attributes in its PTE (MAIR index)"
+)
 @pytest.mark.parametrize("strategy", ["bar", "bar-remap"])
 @pytest.mark.parametrize(
     ("cache", "memtype"), [("uc", "uncached-minus"), ("wc", "write-combining")]

@@ -146,6 +146,9 @@ def test_device_removed(vm: Machine, bar_holder: dict[str, str]) -> None:
     assert "(deleted)" in report["facts"]["mapping"]
 
 
+@pytest.mark.x86_only(
+    "addresses of x86's layout (memmap= in low RAM, q35's PCI hole and root port windows)"
+)
 @pytest.mark.parametrize("base", [BEYOND_RAM, PCI_HOLE], ids=["beyond-ram", "pci-hole"])
 def test_nothing_decodes(vm: Machine, base: int) -> None:
     _load(vm, f"reserved_base={base:#x} reserved_size=0x100000")
@@ -155,6 +158,9 @@ def test_nothing_decodes(vm: Machine, base: int) -> None:
     assert "all 0x00" in report["facts"]["sample"], report  # QEMU's unassigned memory, x86
 
 
+@pytest.mark.x86_only(
+    "addresses of x86's layout (memmap= in low RAM, q35's PCI hole and root port windows)"
+)
 def test_a_reservation_in_ram_is_ok(vm: Machine) -> None:
     _load(vm, f"reserved_base={LOW:#x} reserved_size=0x100000")
     h = _hold(vm, "reserved-remap")
@@ -163,6 +169,9 @@ def test_a_reservation_in_ram_is_ok(vm: Machine) -> None:
     assert report["facts"]["firmware"] == "System RAM"
 
 
+@pytest.mark.x86_only(
+    "addresses of x86's layout (memmap= in low RAM, q35's PCI hole and root port windows)"
+)
 def test_an_unreserved_range_is_ram(vm: Machine) -> None:
     cause, report = _why(vm, f"--phys {UNRESERVED_RAM:#x}")
     assert cause == "region-is-ram", report
@@ -183,6 +192,9 @@ def test_a_bar_a_driver_holds_is_refused_by_dev_mem(vm: Machine) -> None:
     assert cause == "ok", report
 
 
+@pytest.mark.x86_only(
+    "addresses of x86's layout (memmap= in low RAM, q35's PCI hole and root port windows)"
+)
 def test_a_wrong_pfn(vm: Machine) -> None:
     """The driver's pitfall: reserved-remap given the region's address where its PFN goes."""
     _load(vm, f"reserved_base={LOW:#x} reserved_size=0x100000 pitfall_wrong_pfn=1")
@@ -193,6 +205,9 @@ def test_a_wrong_pfn(vm: Machine) -> None:
     _load(vm)
 
 
+@pytest.mark.x86_only(
+    "addresses of x86's layout (memmap= in low RAM, q35's PCI hole and root port windows)"
+)
 def test_a_bar_the_kernel_left_unassigned(vm: Machine) -> None:
     """A 4 GiB BAR hot-plugged behind a root port whose window has no room for it."""
     site = vm.qmp.free_plug_site()
