@@ -22,6 +22,7 @@ ENV_KNOBS = (
     "BARMAP_QEMU_FLAVOR",
     "BARMAP_KERNEL_FLAVOR",
     "BARMAP_TIMEOUT_SCALE",
+    "BARMAP_GUEST_ARCH",
 )
 
 
@@ -33,7 +34,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 # the Makefile's knobs of the same meaning (a CI job exports QEMU_SUITE, say)
-MAKE_KNOBS = ("QEMU_SUITE", "KERNEL_SUITE", "QEMU_FLAVOR", "KERNEL_FLAVOR", "KENV", "KDIR")
+MAKE_KNOBS = ("QEMU_SUITE", "KERNEL_SUITE", "QEMU_FLAVOR", "KERNEL_FLAVOR", "KENV", "KDIR",
+              "GUEST_ARCH", "MAKEFLAGS", "MAKELEVEL")  # fmt: skip
+# (MAKEFLAGS: a `make test VAR=...` above would hand its VAR to the make a test runs)
 
 
 def _env(**extra: str) -> dict[str, str]:
