@@ -35,7 +35,7 @@ from barmap.guest.crash import CrashReport
 from barmap.guest.overlay import files_overlay, initrd_with_overlay
 from barmap.guest.ssh import SshKeys, SshSession
 from barmap.qemu.accel import resolve_accel, wants_huge_pages
-from barmap.qemu.cmdline import build_cmdline, cpu_model, machine_args
+from barmap.qemu.cmdline import build_cmdline, hardware_args
 from barmap.qemu.devicetree import DeviceTreeError, virt_dtb
 from barmap.qemu.launcher import QEMUProcess
 from barmap.qemu.qmp import Monitor
@@ -211,9 +211,7 @@ class Machine:
             return None
         out = self.rundir / "virt.dtb"
         if not out.is_file():
-            machine = [*machine_args(replace(c, devices=())), "-accel", self.accel,
-                       "-cpu", cpu_model(self.accel, c.arch), "-m", str(c.memory_mb),
-                       "-smp", str(c.smp)]  # fmt: skip
+            machine = hardware_args(replace(c, devices=()), self.accel)
             try:
                 virt_dtb(c.qemu, machine, out, (c.reservation.base, c.reservation.size),
                          (DT_POOL.base, DT_POOL.size))  # fmt: skip

@@ -125,6 +125,13 @@ def device_args(config: MachineConfig) -> list[str]:
     return out
 
 
+def hardware_args(config: MachineConfig, accel: str) -> list[str]:
+    """The machine QEMU emulates: type, accelerator, CPU, memory, CPUs (also what virt's
+    device tree is dumped from, barmap.qemu.devicetree)."""
+    return [*machine_args(config), "-accel", accel, "-cpu", cpu_model(accel, config.arch),
+            "-m", str(config.memory_mb), "-smp", str(config.smp)]  # fmt: skip
+
+
 def build_cmdline(
     config: MachineConfig,
     *,
@@ -147,9 +154,7 @@ def build_cmdline(
     ``trace_log`` receives the config's trace events; ``hmp_socket`` is a human
     monitor QEMU listens on (for ``barmap monitor``); ``dtb`` the device tree virt boots.
     """
-    args = [str(config.qemu), "-name", "barmap", *machine_args(config), "-accel", accel]
-    args += ["-cpu", cpu_model(accel, config.arch)]
-    args += ["-m", str(config.memory_mb), "-smp", str(config.smp)]
+    args = [str(config.qemu), "-name", "barmap", *hardware_args(config, accel)]
     args += ["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-S"]
     args += firmware_args(config.firmware_dirs)
     args += ["-kernel", str(config.kernel), "-initrd", str(initrd or config.initrd)]

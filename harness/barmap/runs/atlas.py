@@ -56,6 +56,7 @@ class Pass:
     cells: list[dict[str, Any]] = field(default_factory=list)
     kernel: str = ""
     accel: str = ""
+    machine: str = ""
     seconds: float = 0.0
 
 
@@ -168,6 +169,7 @@ def run_pass(
         prepare(vm, p.iommu)
         p.kernel = vm.run("uname -r", check=True).output.strip()
         p.accel = vm.accel
+        p.machine = config.machine
         rows, scenarios = tool_tables(vm)
         names = [
             s["scenario"]
@@ -243,7 +245,6 @@ def run(
     rows_meta, scenarios_meta = done[0][1], done[0][2]
     cells: list[dict[str, Any]] = []
     qemu = {suite: qemu_version(cfg.qemu) for suite, cfg in configs.items()}
-    machines = {suite: atlas_configs(cfg)[0].machine for suite, cfg in configs.items()}
     iommu_suites = {p.suite for p, _, _ in done if p.iommu}
     for p, _, _ in done:
         # a pass's own rows only: the driver guest's vfio cells say n/a, the iommu one's are
@@ -264,7 +265,7 @@ def run(
                 "iommu": p.iommu,
                 "seconds": p.seconds,
                 "qemu": qemu[p.suite],
-                "machine": machines[p.suite],
+                "machine": p.machine,
                 "accel": p.accel,
             }
             for p, _, _ in done
